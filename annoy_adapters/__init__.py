@@ -1,0 +1,11 @@
+"""annoy-adapters: Annoy's approximate nearest neighbours in vectorized NumPy, with adapters.
+
+>>> from annoy_adapters import AnnoyIndex, load
+"""
+
+from __future__ import annotations
+
+from annoy_adapters.core import METRICS, AnnoyIndex, IndexFileError, load
+
+__all__ = ["METRICS", "AnnoyIndex", "IndexFileError", "__version__", "load"]
+__version__ = "0.1.0"

@@ -1,0 +1,158 @@
+"""Encode gensim keys (``index_to_key``) as core labels and back.
+
+The core stores per-item labels that are all ``str`` or all ``int``. gensim keys are ``str``
+words, ``int`` document tags, or, for a Doc2Vec model trained with both kinds of tags, a mix of
+the two (gensim puts the plain int tags first, as positions ``0..max_tag``, then the string tags).
+
+A mix is stored as ``str`` labels plus the runs of positions that held ints, as half-open
+``[start, stop)`` pairs in the file's metadata (one pair for gensim's usual layout), so that a
+reloaded index gives back ``3`` and not ``"3"``. No pickle is involved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = ["decode_keys", "encode_keys", "key_kind"]
+
+_INT_TYPES = (int, np.integer)
+_STR_TYPES = (str, np.str_)
+
+
+def key_kind(keys: Sequence[Any]) -> str:
+    """Classify keys as ``"str"``, ``"int"`` or ``"mixed"``.
+
+    Parameters
+    ----------
+    keys : sequence
+        gensim's ``index_to_key``.
+
+    Returns
+    -------
+    str
+        ``"str"``, ``"int"`` or ``"mixed"`` (an empty sequence is ``"str"``).
+
+    Raises
+    ------
+    TypeError
+        If a key is neither ``str`` nor ``int`` (bool counts as neither).
+
+    Examples
+    --------
+    >>> key_kind(["cat", "dog"]), key_kind([0, 1]), key_kind([0, "doc1"])
+    ('str', 'int', 'mixed')
+    """
+    # One C-level pass over the types; runs once per build/save, never per query.
+    types = set(map(type, keys))
+    is_str = is_int = False
+    for t in types:
+        if issubclass(t, _STR_TYPES):
+            is_str = True
+        elif issubclass(t, _INT_TYPES) and not issubclass(t, (bool, np.bool_)):
+            is_int = True
+        else:
+            bad = next(k for k in keys if type(k) is t)
+            raise TypeError(
+                "the index file can store str or int keys only "
+                f"(got a key of type {t.__name__}: {bad!r})"
+            )
+    if is_str and is_int:
+        return "mixed"
+    return "int" if is_int else "str"
+
+
+def _int_runs(mask: np.ndarray) -> list[list[int]]:
+    """Half-open ``[start, stop)`` runs where ``mask`` is True."""
+    edges = np.diff(np.concatenate(([0], mask.astype(np.int8), [0])))
+    starts = np.flatnonzero(edges == 1)
+    stops = np.flatnonzero(edges == -1)
+    return [[int(a), int(b)] for a, b in zip(starts, stops, strict=True)]
+
+
+def encode_keys(keys: Sequence[Any]) -> tuple[list[str] | np.ndarray, dict[str, Any]]:
+    """Turn gensim keys into core labels plus the metadata needed to decode them.
+
+    Parameters
+    ----------
+    keys : sequence of str or int
+        gensim's ``index_to_key``, in item-id order.
+
+    Returns
+    -------
+    labels : list of str or numpy.ndarray of int64
+        What to pass to ``AnnoyIndex.set_labels``.
+    meta : dict
+        ``{"key_type": "str" | "int" | "mixed"}``, plus ``"int_key_runs"`` for ``"mixed"``.
+
+    Raises
+    ------
+    TypeError
+        If a key is neither ``str`` nor ``int``.
+    ValueError
+        If a mixed set of keys has an int ``k`` and the string ``str(k)``: both would be stored
+        as the same label.
+
+    Examples
+    --------
+    >>> labels, meta = encode_keys([0, 1, "doc0"])
+    >>> labels, meta
+    (['0', '1', 'doc0'], {'key_type': 'mixed', 'int_key_runs': [[0, 2]]})
+    >>> decode_keys(labels, meta)
+    [0, 1, 'doc0']
+    """
+    kind = key_kind(keys)
+    if kind == "int":
+        return np.asarray(keys, dtype=np.int64), {"key_type": "int"}
+    if kind == "str":
+        return [str(k) for k in keys], {"key_type": "str"}
+    is_int = np.fromiter((isinstance(k, _INT_TYPES) for k in keys), dtype=bool, count=len(keys))
+    labels = [str(k) for k in keys]
+    if len(set(labels)) != len(labels):
+        raise ValueError(
+            "keys mix int and str tags where an int tag k and the str tag str(k) both occur; "
+            "the index file cannot tell them apart (rename the str tags)"
+        )
+    return labels, {"key_type": "mixed", "int_key_runs": _int_runs(is_int)}
+
+
+def decode_keys(
+    labels: Sequence[Any] | np.ndarray | None, meta: dict[str, Any] | None, n_items: int = 0
+) -> list[Any]:
+    """Turn core labels (and the gensim metadata) back into gensim keys.
+
+    Parameters
+    ----------
+    labels : sequence or numpy.ndarray or None
+        ``AnnoyIndex.labels``. None (a file without labels) gives the item ids as keys.
+    meta : dict or None
+        ``metadata["gensim"]`` as written by :func:`encode_keys`; None for foreign files.
+    n_items : int, default 0
+        ``get_n_items()``, used when ``labels`` is None.
+
+    Returns
+    -------
+    list
+        Keys in item-id order, as Python ``str`` / ``int`` objects.
+
+    Examples
+    --------
+    >>> decode_keys(None, None, n_items=3)
+    [0, 1, 2]
+    >>> decode_keys(np.array([7, 8]), {"key_type": "int"})
+    [7, 8]
+    """
+    if labels is None:
+        return list(range(n_items))
+    arr = np.asarray(labels)
+    if arr.dtype.kind in "iu":
+        return arr.astype(np.int64).tolist()
+    keys = np.asarray(labels, dtype=object)
+    runs = (meta or {}).get("int_key_runs", [])
+    if runs:
+        keys = keys.copy()
+        for start, stop in runs:  # one slice per run, typically a single run
+            keys[start:stop] = np.asarray(keys[start:stop], dtype=str).astype(np.int64).tolist()
+    return keys.tolist()

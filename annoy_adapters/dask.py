@@ -1,0 +1,449 @@
+"""Query and build annoy-adapters indexes at scale with Dask.
+
+Tasks carry only the *path* of the index file. Every worker process opens (memory-maps) the
+file once through a per-process cache keyed by (path, modification time, size), and all of its
+threads share that mapping; results equal the single-process results exactly.
+
+The file must exist at the same path on every worker (a shared filesystem or a synced local
+copy; memory-mapping needs a local POSIX file). Replace a file by writing a new one and renaming
+it over the old path, never by rewriting it in place. See the "Scaling out" docs page.
+
+Examples
+--------
+>>> import numpy as np, pandas as pd, dask.dataframe as dd
+>>> import tempfile, os
+>>> from annoy_adapters import AnnoyIndex
+>>> from annoy_adapters.dask import query_dataframe
+>>> rng = np.random.default_rng(0)
+>>> X = rng.normal(size=(200, 8)).astype(np.float32)
+>>> path = os.path.join(tempfile.mkdtemp(), "vectors.annoy")
+>>> index = AnnoyIndex(8, "euclidean", seed=1)
+>>> _ = index.add_items(X)
+>>> _ = index.build(4)
+>>> index.save(path)
+>>> frame = dd.from_pandas(pd.DataFrame(X[:10]), npartitions=2)
+>>> result = query_dataframe(frame, path, k=3)            # lazy
+>>> tidy = result.compute().set_index("rank", append=True)
+>>> tidy.loc[(0, 0), "neighbor"]                          # row 0 is its own nearest
+np.int64(0)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from annoy_adapters._cache import cache_info, open_index
+
+if TYPE_CHECKING:  # pragma: no cover
+    import dask.array as da
+    import dask.dataframe as dd
+    from distributed import Client
+
+    from annoy_adapters import AnnoyIndex
+
+__all__ = [
+    "build_index",
+    "query_array",
+    "query_dataframe",
+    "query_items",
+    "worker_cache_info",
+]
+
+_INSTALL_HINT = 'pip install "annoy-adapters[dask]"'
+
+
+def _import_dask() -> tuple[Any, Any, Any]:
+    try:
+        import dask
+        import dask.array as da
+        import dask.dataframe as dd
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError(f"annoy_adapters.dask needs dask: {_INSTALL_HINT}") from exc
+    return dask, da, dd
+
+
+def _index_path(index: str | os.PathLike[str] | AnnoyIndex) -> str:
+    """Absolute path of an index file (or of the file backing an AnnoyIndex)."""
+    if isinstance(index, (str, os.PathLike)):
+        path = os.fspath(index)
+    elif getattr(index, "path", None):
+        path = index.path
+    else:
+        raise TypeError(
+            "'index' must be the path of a saved index file or a file-backed AnnoyIndex "
+            f"(got {type(index).__name__}); save() the index first"
+        )
+    path = os.path.abspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"'index' file not found: {path!r}")
+    return path
+
+
+def _check_k(k: Any) -> int:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"'k' must be a positive int (got {k!r})")
+    return int(k)
+
+
+def _check_search_k(search_k: Any) -> int:
+    if isinstance(search_k, bool) or not isinstance(search_k, (int, np.integer)):
+        raise ValueError(f"'search_k' must be an int, -1 for the default (got {search_k!r})")
+    return int(search_k)
+
+
+def _label_kind(index: AnnoyIndex) -> str | None:
+    from annoy_adapters._dask_tidy import label_kind
+
+    return label_kind(index.labels)
+
+
+def _vector_columns(frame_columns: Sequence[Any], columns: Any, index: AnnoyIndex) -> list[Any]:
+    """The frame's columns holding the vector: given, recorded in the file, or all of them."""
+    available = list(frame_columns)
+    if columns is None:
+        meta = index.metadata
+        for adapter in ("pandas", "cli"):
+            recorded = (meta.get(adapter) or {}).get("columns")
+            if recorded and all(c in available for c in recorded):
+                columns = list(recorded)
+                break
+        else:
+            columns = available
+    elif isinstance(columns, (str, int)) or not isinstance(columns, Sequence):
+        raise TypeError(f"'columns' must be a list of column names (got {columns!r})")
+    columns = list(columns)
+    missing = [c for c in columns if c not in available]
+    if missing:
+        raise KeyError(f"'columns' not in the frame: {missing!r} (frame has {available!r})")
+    if len(columns) != index.f:
+        raise ValueError(
+            f"'columns' must name the index's f={index.f} vector columns (got {len(columns)}: "
+            f"{columns!r})"
+        )
+    return columns
+
+
+def query_dataframe(
+    frame: dd.DataFrame,
+    index: str | os.PathLike[str] | AnnoyIndex,
+    k: int,
+    *,
+    columns: Sequence[Any] | None = None,
+    search_k: int = -1,
+) -> dd.DataFrame:
+    """k nearest neighbours of every row of a Dask DataFrame, lazily (``map_partitions``).
+
+    Parameters
+    ----------
+    frame : dask.dataframe.DataFrame
+        One query vector per row.
+    index : str, path-like or file-backed AnnoyIndex
+        The index file; it must exist at the same path on every worker.
+    k : int
+        Neighbours per row.
+    columns : list, optional
+        The vector columns, in order. Default: the columns recorded in the file by the pandas
+        accessor or the CLI when the frame has them all, otherwise every column.
+    search_k : int, default -1
+        Nodes to inspect per query (-1: ``k * n_trees``, as annoy).
+
+    Returns
+    -------
+    dask.dataframe.DataFrame
+        Tidy rows: the index is the query row's label (repeated for each neighbour, divisions
+        kept), columns ``rank`` (0 = nearest), ``neighbor`` (the neighbour's label, or its item
+        id when the index has no labels) and ``distance`` (float32).
+        ``result.compute().set_index("rank", append=True)`` is the pandas accessor's format.
+        When fewer than k items are found a row gets fewer ranks.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, dask.dataframe as dd, tempfile, os
+    >>> from annoy_adapters import AnnoyIndex
+    >>> X = np.eye(4, dtype=np.float32)
+    >>> index = AnnoyIndex(4, "euclidean", seed=1)
+    >>> _ = index.add_items(X)
+    >>> _ = index.build(2)
+    >>> path = os.path.join(tempfile.mkdtemp(), "eye.annoy")
+    >>> index.save(path)
+    >>> frame = dd.from_pandas(pd.DataFrame(X, index=list("wxyz")), npartitions=2)
+    >>> out = query_dataframe(frame, path, k=1).compute()
+    >>> out["neighbor"].tolist()
+    [0, 1, 2, 3]
+    """
+    _, _, dd = _import_dask()
+    from annoy_adapters import _dask_tidy
+
+    if not isinstance(frame, dd.DataFrame):
+        raise TypeError(f"'frame' must be a dask.dataframe.DataFrame (got {type(frame).__name__})")
+    k = _check_k(k)
+    search_k = _check_search_k(search_k)
+    path = _index_path(index)
+    opened = open_index(path)
+    cols = _vector_columns(frame.columns, columns, opened)
+    kind = _label_kind(opened)
+    meta = _dask_tidy.empty_result(frame._meta.index, k, kind)
+    return frame.map_partitions(
+        _dask_tidy.query_partition,
+        path,
+        k,
+        search_k,
+        cols,
+        kind,
+        meta=meta,
+        align_dataframes=False,
+    )
+
+
+def query_items(
+    items: dd.Series,
+    index: str | os.PathLike[str] | AnnoyIndex,
+    k: int,
+    *,
+    by: str | None = None,
+    search_k: int = -1,
+) -> dd.DataFrame:
+    """k nearest neighbours of stored items named in a Dask Series, lazily.
+
+    Parameters
+    ----------
+    items : dask.dataframe.Series
+        Labels (``by="label"``) or int item ids (``by="id"``) of stored items.
+    index : str, path-like or file-backed AnnoyIndex
+        The index file; it must exist at the same path on every worker.
+    k : int
+        Neighbours per item (the item itself is included, usually at rank 0).
+    by : {"label", "id"}, optional
+        Default: ``"label"`` when the index has labels, else ``"id"``.
+    search_k : int, default -1
+        Nodes to inspect per query.
+
+    Returns
+    -------
+    dask.dataframe.DataFrame
+        The same tidy format as :func:`query_dataframe`, indexed like `items`.
+        Unknown labels raise KeyError and out-of-range ids IndexError at compute time.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, dask.dataframe as dd, tempfile, os
+    >>> from annoy_adapters import AnnoyIndex
+    >>> index = AnnoyIndex(2, "euclidean", seed=1)
+    >>> _ = index.add_items(np.array([[0, 0], [0, 1], [5, 5]], dtype=np.float32))
+    >>> index.set_labels(["origin", "up", "far"])
+    >>> _ = index.build(2)
+    >>> path = os.path.join(tempfile.mkdtemp(), "words.annoy")
+    >>> index.save(path)
+    >>> words = dd.from_pandas(pd.Series(["origin", "far"]), npartitions=1)
+    >>> query_items(words, path, k=2).compute()["neighbor"].tolist()
+    ['origin', 'up', 'far', 'up']
+    """
+    _, _, dd = _import_dask()
+    from annoy_adapters import _dask_tidy
+
+    if not isinstance(items, dd.Series):
+        raise TypeError(f"'items' must be a dask.dataframe.Series (got {type(items).__name__})")
+    k = _check_k(k)
+    search_k = _check_search_k(search_k)
+    path = _index_path(index)
+    opened = open_index(path)
+    kind = _label_kind(opened)
+    if by is None:
+        by = "label" if kind is not None else "id"
+    if by not in ("label", "id"):
+        raise ValueError(f"'by' must be 'label' or 'id' (got {by!r})")
+    if by == "label" and kind is None:
+        raise ValueError("'by' is 'label' but the index file has no labels; use by='id'")
+    meta = _dask_tidy.empty_result(items._meta.index, k, kind)
+    return items.map_partitions(
+        _dask_tidy.query_items_partition,
+        path,
+        k,
+        search_k,
+        by == "label",
+        kind,
+        meta=meta,
+        align_dataframes=False,
+    )
+
+
+def query_array(
+    x: da.Array,
+    index: str | os.PathLike[str] | AnnoyIndex,
+    k: int,
+    *,
+    search_k: int = -1,
+) -> tuple[da.Array, da.Array]:
+    """k nearest neighbours of every row of a 2-D Dask array, lazily (``map_blocks``).
+
+    Parameters
+    ----------
+    x : dask.array.Array
+        Shape (n, f); chunks along the columns are merged first.
+    index : str, path-like or file-backed AnnoyIndex
+        The index file; it must exist at the same path on every worker.
+    k : int
+        Neighbours per row.
+    search_k : int, default -1
+        Nodes to inspect per query.
+
+    Returns
+    -------
+    ids, distances : dask.array.Array
+        int64 and float32 arrays of shape (n, k), chunked like `x`'s rows, rows sorted best
+        first, padded with -1 / inf when fewer than k items are found (as
+        ``AnnoyIndex.query``). Both come from the same tasks: computing them together
+        (``dask.compute(ids, distances)``) queries each block once.
+
+    Examples
+    --------
+    >>> import numpy as np, dask, dask.array as da, tempfile, os
+    >>> from annoy_adapters import AnnoyIndex
+    >>> X = np.arange(20, dtype=np.float32).reshape(10, 2)
+    >>> index = AnnoyIndex(2, "euclidean", seed=1)
+    >>> _ = index.add_items(X)
+    >>> _ = index.build(2)
+    >>> path = os.path.join(tempfile.mkdtemp(), "line.annoy")
+    >>> index.save(path)
+    >>> ids, dist = query_array(da.from_array(X, chunks=(4, 2)), path, k=2)
+    >>> ids, dist = dask.compute(ids, dist)
+    >>> ids[:3].tolist()
+    [[0, 1], [1, 0], [2, 1]]
+    """
+    _, da, _ = _import_dask()
+    from annoy_adapters import _dask_tidy
+
+    if not isinstance(x, da.Array):
+        raise TypeError(f"'x' must be a dask.array.Array (got {type(x).__name__})")
+    k = _check_k(k)
+    search_k = _check_search_k(search_k)
+    path = _index_path(index)
+    f = open_index(path).f
+    if x.ndim != 2 or (not np.isnan(x.shape[1]) and x.shape[1] != f):
+        raise ValueError(f"'x' must have shape (n, {f}) (got {x.shape})")
+    if len(x.chunks[1]) > 1:
+        x = x.rechunk({1: -1})
+    pairs = x.map_blocks(
+        _dask_tidy.query_block,
+        path,
+        k,
+        search_k,
+        dtype=_dask_tidy.PAIR_DTYPE,
+        chunks=(x.chunks[0], (k,)),
+        meta=np.empty((0, 0), dtype=_dask_tidy.PAIR_DTYPE),
+    )
+    ids = pairs.map_blocks(_field, "id", dtype=np.int64, meta=np.empty((0, 0), np.int64))
+    dist = pairs.map_blocks(_field, "distance", dtype=np.float32, meta=np.empty((0, 0), np.float32))
+    return ids, dist
+
+
+def _field(block: np.ndarray, name: str) -> np.ndarray:
+    # A contiguous copy: a strided field view would keep the whole record block alive.
+    return np.ascontiguousarray(block[name])
+
+
+def build_index(
+    vectors: str | os.PathLike[str],
+    path: str | os.PathLike[str],
+    *,
+    metric: str = "angular",
+    n_trees: int,
+    seed: int | None = None,
+    leaf_size: int | None = None,
+    labels: Sequence[Any] | None = None,
+    metadata: dict[str, Any] | None = None,
+    trees_per_task: int = 1,
+) -> AnnoyIndex:
+    """Build the trees of one forest in parallel on the Dask workers; write one index file.
+
+    Each task memory-maps the shared ``.npy`` file (the path is all it carries), builds its
+    trees from per-tree seeds and sends back only the tree nodes; the calling process then
+    writes the file. The file is equal, byte for byte, to a local build with the same
+    arguments::
+
+        idx = AnnoyIndex(f, metric, leaf_size=leaf_size, seed=seed)
+        idx.add_items(np.load(vectors)); idx.set_labels(labels); idx.set_metadata(metadata)
+        idx.build(n_trees); idx.save(path)
+
+    Parameters
+    ----------
+    vectors : str or path-like
+        A 2-D ``.npy`` file, at the same path on every worker and on the caller; row i is
+        item i.
+    path : str or path-like
+        The index file to write (atomically).
+    metric : str, default "angular"
+        One of ``annoy_adapters.METRICS``.
+    n_trees : int
+        Trees in the forest (>= 1; the "-1 = until the index doubles" rule needs a local build).
+    seed : int, optional
+        Forest seed (default: the core's default seed).
+    leaf_size : int, optional
+        As ``AnnoyIndex(leaf_size=...)``.
+    labels : sequence of str or int, optional
+        One label per row, stored in the file.
+    metadata : dict, optional
+        JSON-serialisable metadata stored in the file.
+    trees_per_task : int, default 1
+        Trees built by one task; 1 balances best.
+
+    Returns
+    -------
+    AnnoyIndex
+        The new index, memory-mapped from `path`.
+
+    Notes
+    -----
+    Runs on the active Dask scheduler: the ``distributed.Client`` in use if there is one,
+    otherwise Dask's local threads.
+    """
+    dask, _, _ = _import_dask()
+    from annoy_adapters.core import assemble
+
+    from annoy_adapters import _dask_tidy
+
+    vectors_path = os.fspath(vectors) if isinstance(vectors, (str, os.PathLike)) else None
+    if vectors_path is None or not vectors_path.endswith(".npy"):
+        raise TypeError(
+            f"'vectors' must be the path of a .npy file shared by the workers (got {vectors!r})"
+        )
+    vectors_path = os.path.abspath(vectors_path)
+    if not os.path.isfile(vectors_path):
+        raise FileNotFoundError(f"'vectors' file not found: {vectors_path!r}")
+    if isinstance(n_trees, bool) or not isinstance(n_trees, (int, np.integer)) or n_trees < 1:
+        raise ValueError(f"'n_trees' must be a positive int (got {n_trees!r})")
+    if (
+        isinstance(trees_per_task, bool)
+        or not isinstance(trees_per_task, (int, np.integer))
+        or trees_per_task < 1
+    ):
+        raise ValueError(f"'trees_per_task' must be a positive int (got {trees_per_task!r})")
+    tree_ids = list(range(int(n_trees)))
+    groups = [tree_ids[i : i + trees_per_task] for i in range(0, len(tree_ids), trees_per_task)]
+    task = dask.delayed(_dask_tidy.build_trees_task, pure=True)
+    parts = dask.compute(*[task(vectors_path, metric, group, seed, leaf_size) for group in groups])
+    return assemble(
+        vectors_path,
+        metric,
+        list(parts),
+        os.fspath(path),
+        seed=seed,
+        leaf_size=leaf_size,
+        labels=labels,
+        metadata=metadata,
+    )
+
+
+def worker_cache_info(client: Client) -> dict[str, dict[str, int]]:
+    """Per-worker counts of index files opened and cache hits: ``{address: {"opens", "hits"}}``.
+
+    Examples
+    --------
+    >>> from distributed import Client  # doctest: +SKIP
+    >>> worker_cache_info(Client(...))  # doctest: +SKIP
+    {'tcp://127.0.0.1:40000': {'opens': 1, 'hits': 7}, ...}
+    """
+    return client.run(cache_info)

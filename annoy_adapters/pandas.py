@@ -1,0 +1,588 @@
+"""pandas accessors: ``df.annoy.neighbors()`` and friends, answering in DataFrames.
+
+``import annoy_adapters.pandas`` registers ``DataFrame.annoy`` and, for a column whose
+cells are vectors, ``Series.annoy``. Results come back *tidy*: a MultiIndex of (the
+row's own index label, ``rank``) with columns ``neighbor`` (the neighbour's index
+label) and ``distance``, ready to join, group and plot.
+
+Indexes built with ``df.annoy.build(path=...)`` are ordinary annoy-adapters index files:
+the frame's index labels are stored as the file's labels (see ``docs/pandas.md`` for
+the metadata) and the file loads in ``annoy_adapters.load``, the scikit-learn and gensim
+adapters. Files are opened through a per-process cache, so passing the same path again
+does not reopen it.
+
+Examples
+--------
+>>> import numpy as np, pandas as pd
+>>> import annoy_adapters.pandas  # registers df.annoy
+>>> rng = np.random.default_rng(0)
+>>> df = pd.DataFrame(rng.normal(size=(100, 8)), index=[f"item{i}" for i in range(100)])
+>>> nn = df.annoy.neighbors(k=3, n_trees=5, seed=1)
+>>> nn.index.names, list(nn.columns)
+(FrozenList([None, 'rank']), ['neighbor', 'distance'])
+>>> len(nn)
+300
+"""
+
+from __future__ import annotations
+
+import numbers
+import os
+from collections.abc import Hashable
+from typing import Any, Literal
+
+import numpy as np
+
+try:
+    import pandas as pd
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        'annoy_adapters.pandas needs pandas: pip install "annoy-adapters[pandas]"'
+    ) from exc
+
+from annoy_adapters import AnnoyIndex
+from annoy_adapters._cache import open_index
+from annoy_adapters._pandas_codec import decode_labels, encode_labels, from_jsonable, to_jsonable
+from annoy_adapters._pandas_result import LabelTaker, drop_self, to_frame
+from annoy_adapters._pandas_vectors import (
+    ColumnSpec,
+    can_hold_vectors,
+    frame_vectors,
+    is_numeric,
+    is_vector_dtype,
+    resolve_columns,
+)
+
+__all__ = ["DEFAULT_N_TREES", "AnnoyDataFrameAccessor", "AnnoySeriesAccessor"]
+
+#: Trees built when ``n_trees`` is not given.
+DEFAULT_N_TREES = 10
+#: Version of the ``metadata["pandas"]`` layout this module writes.
+_FORMAT = 1
+_FORMATS = ("tidy", "wide")
+
+Format = Literal["tidy", "wide"]
+IndexLike = AnnoyIndex | str | os.PathLike
+
+
+# -- argument checks ---------------------------------------------------------------------
+
+
+def _check_k(k: Any) -> int:
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
+        raise ValueError(f"'k' must be a positive int (got {k!r})")
+    return int(k)
+
+
+def _check_format(fmt: Any) -> str:
+    if fmt not in _FORMATS:
+        raise ValueError(f"'format' must be 'tidy' or 'wide' (got {fmt!r})")
+    return fmt
+
+
+def _check_search_k(search_k: Any) -> int:
+    if isinstance(search_k, bool) or not isinstance(search_k, numbers.Integral) or (
+        search_k < 1 and search_k != -1
+    ):
+        raise ValueError(f"'search_k' must be a positive int or -1 (got {search_k!r})")
+    return int(search_k)
+
+
+# -- index files -------------------------------------------------------------------------
+
+
+def _open(index: Any) -> AnnoyIndex:
+    if isinstance(index, str | os.PathLike):
+        return open_index(os.fspath(index))
+    if isinstance(index, AnnoyIndex):
+        if not index.built:
+            raise ValueError("'index' must be a built AnnoyIndex (call .build() first)")
+        return index
+    raise TypeError(
+        f"'index' must be an AnnoyIndex or the path of an index file (got {type(index).__name__})"
+    )
+
+
+def _where(idx: AnnoyIndex) -> str:
+    return f"the index at {idx.path!r}" if idx.path else "the index"
+
+
+def _pandas_meta(idx: AnnoyIndex) -> dict[str, Any] | None:
+    meta = idx.metadata
+    if meta.get("adapter") == "pandas" and isinstance(meta.get("pandas"), dict):
+        return meta["pandas"]
+    return None
+
+
+def _saved_spec(idx: AnnoyIndex) -> ColumnSpec | None:
+    meta = _pandas_meta(idx)
+    if meta is None or "columns" not in meta:
+        return None
+    return {
+        "columns": [from_jsonable(c) for c in meta["columns"]],
+        "vector_column": bool(meta.get("vector_column", False)),
+    }
+
+
+def _check_metric(idx: AnnoyIndex, metric: str | None) -> None:
+    if metric is not None and metric != idx.metric:
+        raise ValueError(
+            f"'metric' is {metric!r} but {_where(idx)} uses {idx.metric!r}; "
+            "leave metric=None when passing an index"
+        )
+
+
+def _check_dims(x: np.ndarray, spec: ColumnSpec, idx: AnnoyIndex) -> None:
+    if x.shape[1] != idx.f:
+        raise ValueError(
+            f"columns {spec['columns']!r} give vectors of {x.shape[1]} values but "
+            f"{_where(idx)} has f={idx.f}"
+        )
+
+
+def _spec_against_index(df: pd.DataFrame, columns: Any, idx: AnnoyIndex, what: str) -> ColumnSpec:
+    """The columns to read from ``df``, checked against those saved with the index."""
+    saved = _saved_spec(idx)
+    if saved is None:
+        return resolve_columns(df, columns)
+    names = saved["columns"]
+    if columns is not None:
+        given = resolve_columns(df, columns)["columns"]
+        if given != names:
+            raise ValueError(
+                f"'columns' {given!r} don't match the columns {_where(idx)} was built on, "
+                f"{names!r} (same names in the same order)"
+            )
+    missing = [c for c in names if c not in df.columns]
+    if missing:
+        raise KeyError(
+            f"the {what} lacks columns {missing!r}; {_where(idx)} was built on columns {names!r}"
+        )
+    spec = resolve_columns(df, names)
+    if spec["vector_column"] != saved["vector_column"]:
+        kind = "one column of vectors" if saved["vector_column"] else "numeric columns"
+        raise TypeError(
+            f"{_where(idx)} was built on {kind} {names!r}, but in the {what} "
+            f"{names!r} has dtype {df[names[0]].dtype}"
+        )
+    return spec
+
+
+def _label_taker(idx: AnnoyIndex, frame_index: pd.Index | None) -> LabelTaker:
+    """Map item ids to labels: the file's labels if it has any, else the frame's index."""
+    labels = idx.labels
+    if labels is not None:
+        meta = _pandas_meta(idx)
+        codec = meta.get("index") if meta else None
+        if codec is None:
+            return pd.Index(labels).take
+        raw = np.asarray(labels)
+
+        def take(ids: np.ndarray) -> pd.Index:
+            # Decode only the labels that were found, each once.
+            uniq, inverse = np.unique(ids, return_inverse=True)
+            return decode_labels(raw[uniq], codec).take(inverse.ravel())
+
+        return take
+    n_items = idx.get_n_items()
+    if frame_index is not None and len(frame_index) == n_items:
+        return frame_index.take
+    raise ValueError(
+        f"{_where(idx)} stores no labels and holds {n_items} items, but the frame has "
+        f"{0 if frame_index is None else len(frame_index)} rows, so its item ids can't be "
+        "mapped to the frame's index labels; call query() on the frame the index was built from"
+    )
+
+
+def _check_same_rows(idx: AnnoyIndex, index: pd.Index) -> None:
+    """neighbors(index=...) searches among the frame's own rows: item i must be row i."""
+    n_items = idx.get_n_items()
+    if n_items != len(index):
+        raise ValueError(
+            f"{_where(idx)} holds {n_items} items but the frame has {len(index)} rows; "
+            "neighbors(index=...) needs the index built from this frame "
+            "(use query() to search an index built from other rows)"
+        )
+    labels = idx.labels
+    if labels is None:
+        return
+    meta = _pandas_meta(idx)
+    codec = meta.get("index") if meta else None
+    if codec is not None:
+        mine, my_codec = encode_labels(index)
+        same_codec = my_codec["codec"] == codec.get("codec")
+        theirs = np.asarray(labels)
+    else:
+        same_codec, mine, theirs = True, index.to_numpy(dtype=object), np.asarray(labels, object)
+    differ = ~(np.asarray(mine, dtype=object) == np.asarray(theirs, dtype=object))
+    if not same_codec or differ.any():
+        pos = int(np.flatnonzero(differ)[0]) if differ.any() else 0
+        raise ValueError(
+            f"the frame's index doesn't match the labels of {_where(idx)} "
+            f"(first difference at position {pos}: frame {index[pos]!r}, "
+            f"index file {theirs[pos]!r}); neighbors(index=...) needs the index built from "
+            "this frame, with its rows in the same order"
+        )
+
+
+def _build_index(
+    x: np.ndarray, metric: str, n_trees: int | None, seed: int | None
+) -> AnnoyIndex:
+    idx = AnnoyIndex(x.shape[1], metric, seed=seed)
+    idx.add_items(x)
+    idx.build(DEFAULT_N_TREES if n_trees is None else n_trees)
+    return idx
+
+
+# -- query vectors -----------------------------------------------------------------------
+
+
+def _query_vectors(data: Any, spec: ColumnSpec, f: int, where: str) -> tuple[np.ndarray, pd.Index]:
+    """Vectors and row labels of ``data``: a DataFrame, a Series, or an array."""
+    names = spec["columns"]
+    if isinstance(data, pd.DataFrame):
+        missing = [c for c in names if c not in data.columns]
+        if missing:
+            raise KeyError(
+                f"the query frame lacks columns {missing!r}; {where} uses columns {names!r}"
+            )
+        qspec = resolve_columns(data, names)
+        x = frame_vectors(data, qspec)
+        index = data.index
+    elif isinstance(data, pd.Series) and is_vector_dtype(data.dtype):
+        x = frame_vectors(data.to_frame(), {"columns": [data.name if data.name is not None else 0],
+                                            "vector_column": True})
+        index = data.index
+    elif isinstance(data, pd.Series):
+        if not is_numeric(data.dtype):
+            raise TypeError(
+                f"a query Series must be numeric (one vector) or hold a vector per row "
+                f"(got dtype {data.dtype})"
+            )
+        # One vector, e.g. df.loc["king"] - df.loc["man"]: align it on the column names.
+        values = data
+        if not spec["vector_column"] and data.index.isin(names).all() and len(data) == len(names):
+            values = data.reindex(names)
+        x = _array_vectors(values.to_numpy(dtype=np.float32, na_value=np.nan), where)
+        index = pd.Index([data.name if data.name is not None else 0])
+    else:
+        x = _array_vectors(data, where)
+        index = pd.RangeIndex(len(x))
+    if x.shape[1] != f:
+        raise ValueError(f"the query vectors have {x.shape[1]} values but {where} has f={f}")
+    return x, index
+
+
+def _array_vectors(data: Any, where: str) -> np.ndarray:
+    try:
+        x = np.asarray(data, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"the queries must be a DataFrame, a Series or an array of numbers (got "
+            f"{type(data).__name__}: {exc})"
+        ) from None
+    if x.ndim == 1:
+        x = x[None, :]
+    if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
+        raise ValueError(f"the query vectors must be a non-empty 1-d or 2-d array (got shape {x.shape})")
+    bad = ~np.isfinite(x)
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        raise ValueError(f"query row {r} has a missing or non-finite value at position {c}")
+    return np.ascontiguousarray(x)
+
+
+# -- the accessors -----------------------------------------------------------------------
+
+
+@pd.api.extensions.register_dataframe_accessor("annoy")
+class AnnoyDataFrameAccessor:
+    """``df.annoy``: approximate nearest neighbours among the rows of a DataFrame.
+
+    The vectors are the frame's numeric columns (one dimension each) or one column
+    holding a vector per row (lists, arrays, or an Arrow list column). The accessor
+    holds no state; pandas creates it anew on every ``df.annoy``.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Must have at least one numeric or vector-holding column; otherwise
+        ``df.annoy`` raises AttributeError.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> import annoy_adapters.pandas
+    >>> df = pd.DataFrame({"x": [0.0, 1.0, 5.0], "y": [0.0, 1.0, 5.0]}, index=["a", "b", "c"])
+    >>> df.annoy.neighbors(k=1, metric="euclidean", seed=1)["neighbor"].tolist()
+    ['b', 'a', 'b']
+    """
+
+    def __init__(self, df: pd.DataFrame) -> None:
+        if not can_hold_vectors(df.dtypes):
+            raise AttributeError(
+                "DataFrame.annoy needs numeric columns or a column holding a vector per row; "
+                f"this frame's columns have dtypes {sorted({str(d) for d in df.dtypes})}"
+            )
+        self._df = df
+
+    def build(
+        self,
+        columns: Hashable | list[Hashable] | None = None,
+        *,
+        metric: str = "angular",
+        n_trees: int | None = None,
+        path: str | os.PathLike | None = None,
+        seed: int | None = None,
+    ) -> AnnoyIndex:
+        """Build an index of the rows, labelled with the frame's index, optionally saved.
+
+        Parameters
+        ----------
+        columns : label, list of labels or None
+            The vector columns; None means the single vector column, else all columns.
+        metric : {"angular", "euclidean", "manhattan", "dot", "hamming"}
+        n_trees : int, optional
+            Trees to build (default :data:`DEFAULT_N_TREES`; -1: until nodes ~ 2 * rows).
+        path : str or os.PathLike, optional
+            Save the index there (atomically); the returned index is then backed by the file.
+        seed : int, optional
+            Seed for a reproducible build.
+
+        Returns
+        -------
+        AnnoyIndex
+            Item i is row i; ``labels`` hold the encoded index labels and ``metadata``
+            the columns (``metadata["pandas"]``, see docs/pandas.md).
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> import annoy_adapters.pandas
+        >>> df = pd.DataFrame({"x": [0.0, 1.0], "y": [1.0, 0.0]}, index=["a", "b"])
+        >>> idx = df.annoy.build(n_trees=2, seed=1)
+        >>> idx.metadata["pandas"]["columns"], list(idx.labels)
+        (['x', 'y'], ['a', 'b'])
+        """
+        df = self._df
+        spec = resolve_columns(df, columns)
+        idx = _build_index(frame_vectors(df, spec), metric, n_trees, seed)
+        labels, codec = encode_labels(df.index)
+        idx.set_labels(labels)
+        idx.set_metadata(
+            {
+                "adapter": "pandas",
+                "pandas": {
+                    "format": _FORMAT,
+                    "columns": [to_jsonable(c) for c in spec["columns"]],
+                    "vector_column": spec["vector_column"],
+                    "index": codec,
+                },
+            }
+        )
+        if path is not None:
+            idx.save(os.fspath(path))
+        return idx
+
+    def neighbors(
+        self,
+        k: int = 10,
+        *,
+        columns: Hashable | list[Hashable] | None = None,
+        metric: str | None = None,
+        n_trees: int | None = None,
+        search_k: int = -1,
+        include_self: bool = False,
+        index: IndexLike | None = None,
+        format: Format = "tidy",
+        seed: int | None = None,
+    ) -> pd.DataFrame:
+        """The k nearest other rows of every row.
+
+        Parameters
+        ----------
+        k : int
+            Neighbours per row.
+        columns : label, list of labels or None
+            The vector columns (see :meth:`build`); with a saved ``index`` they default to
+            the columns stored in it and must match them, in order.
+        metric : str, optional
+            Distance for a new index (default ``"angular"``); with ``index``, must be None
+            or the index's metric.
+        n_trees : int, optional
+            Trees for a new index (default :data:`DEFAULT_N_TREES`).
+        search_k : int
+            Nodes inspected per query; -1 means ``k * n_trees`` (annoy's default).
+        include_self : bool
+            Keep each row's own match (rank 0, distance 0). False, like scikit-learn's
+            ``kneighbors()`` on the training data, leaves it out.
+        index : AnnoyIndex or path, optional
+            An index built from this frame (same rows, same order), used instead of building.
+        format : {"tidy", "wide"}
+            ``tidy``: one row per (row, rank); ``wide``: one row per row, columns
+            (``neighbor``/``distance``, rank).
+        seed : int, optional
+            Seed for a reproducible build.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Tidy: MultiIndex (the frame's index level(s), ``rank``), columns ``neighbor``
+            (the neighbour's index label) and ``distance`` (float32; angular:
+            ``sqrt(2 - 2 cos)``, dot: the inner product, larger first).
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> import annoy_adapters.pandas
+        >>> df = pd.DataFrame({"x": [0.0, 1.0, 5.0]}, index=["a", "b", "c"])
+        >>> df.annoy.neighbors(k=1, metric="euclidean", seed=1)
+                neighbor  distance
+          rank
+        a 0            b       1.0
+        b 0            a       1.0
+        c 0            b       4.0
+        """
+        k = _check_k(k)
+        fmt = _check_format(format)
+        search_k = _check_search_k(search_k)
+        df = self._df
+        if index is None:
+            spec = resolve_columns(df, columns)
+            x = frame_vectors(df, spec)
+            idx = _build_index(x, metric or "angular", n_trees, seed)
+        else:
+            idx = _open(index)
+            _check_metric(idx, metric)
+            spec = _spec_against_index(df, columns, idx, "frame")
+            x = frame_vectors(df, spec)
+            _check_dims(x, spec, idx)
+            _check_same_rows(idx, df.index)
+        n = len(df)
+        available = n if include_self else n - 1
+        if k > available:
+            raise ValueError(
+                f"'k' must be at most {available}, the number of "
+                f"{'rows' if include_self else 'other rows'} in the frame (got {k})"
+            )
+        ids, dist = idx.query(x, k if include_self else k + 1, search_k=search_k)
+        if not include_self:
+            ids, dist = drop_self(ids, dist, np.arange(n))
+        return to_frame(df.index, ids, dist, df.index.take, fmt)
+
+    def query(
+        self,
+        vectors_or_frame: Any,
+        k: int = 10,
+        *,
+        index: IndexLike | None = None,
+        columns: Hashable | list[Hashable] | None = None,
+        metric: str | None = None,
+        n_trees: int | None = None,
+        search_k: int = -1,
+        format: Format = "tidy",
+        seed: int | None = None,
+    ) -> pd.DataFrame:
+        """The k rows of this frame nearest to each query.
+
+        Parameters
+        ----------
+        vectors_or_frame : DataFrame, Series or array-like
+            A frame with the same vector columns (its index labels the results), a Series
+            of vectors, one numeric Series (e.g. ``df.loc["king"]``, labelled by its name),
+            or a 1-d / 2-d array (labelled 0, 1, ...).
+        k : int
+            Neighbours per query.
+        index : AnnoyIndex or path, optional
+            Search this index instead of building one from the frame. Its stored labels
+            name the neighbours (decoded if a pandas frame wrote it); an index without
+            labels must hold exactly this frame's rows.
+        columns, metric, n_trees, search_k, format, seed
+            As in :meth:`neighbors`.
+
+        Returns
+        -------
+        pandas.DataFrame
+            As :meth:`neighbors`, indexed by the query labels.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> import annoy_adapters.pandas
+        >>> df = pd.DataFrame({"x": [0.0, 1.0, 5.0]}, index=["a", "b", "c"])
+        >>> df.annoy.query([4.0], k=2, metric="euclidean", seed=1)["neighbor"].tolist()
+        ['c', 'b']
+        """
+        k = _check_k(k)
+        fmt = _check_format(format)
+        search_k = _check_search_k(search_k)
+        df = self._df
+        if index is None:
+            spec = resolve_columns(df, columns)
+            idx = _build_index(frame_vectors(df, spec), metric or "angular", n_trees, seed)
+            take = df.index.take
+        else:
+            idx = _open(index)
+            _check_metric(idx, metric)
+            spec = _saved_spec(idx) or resolve_columns(df, columns)
+            if columns is not None and _saved_spec(idx) is not None:
+                given = resolve_columns(df, columns)["columns"]
+                if given != spec["columns"]:
+                    raise ValueError(
+                        f"'columns' {given!r} don't match the columns {_where(idx)} was built "
+                        f"on, {spec['columns']!r} (same names in the same order)"
+                    )
+            take = _label_taker(idx, df.index)
+        x, qindex = _query_vectors(vectors_or_frame, spec, idx.f, _where(idx))
+        n_items = idx.get_n_items()
+        if k > n_items:
+            raise ValueError(f"'k' must be at most {n_items}, the number of indexed rows (got {k})")
+        ids, dist = idx.query(x, k, search_k=search_k)
+        return to_frame(qindex, ids, dist, take, fmt)
+
+
+@pd.api.extensions.register_series_accessor("annoy")
+class AnnoySeriesAccessor:
+    """``s.annoy`` for a Series holding one vector per row (e.g. ``df["embedding"]``).
+
+    Same methods as :class:`AnnoyDataFrameAccessor`, with the Series as the single
+    vector column (named by the Series' name, or ``0``).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> import annoy_adapters.pandas
+    >>> s = pd.Series([[0.0, 1.0], [0.0, 2.0], [1.0, 0.0]], index=["a", "b", "c"], name="emb")
+    >>> s.annoy.neighbors(k=1, seed=1)["neighbor"].tolist()
+    ['b', 'a', 'a']
+    """
+
+    def __init__(self, s: pd.Series) -> None:
+        if not is_vector_dtype(s.dtype):
+            raise AttributeError(
+                "Series.annoy needs a Series holding one vector per row (lists or arrays, "
+                f"dtype object or an Arrow list type); got dtype {s.dtype}. "
+                "For numeric columns use df.annoy"
+            )
+        self._s = s
+
+    def _frame(self) -> tuple[pd.DataFrame, Hashable]:
+        name = self._s.name if self._s.name is not None else 0
+        return self._s.to_frame(name), name
+
+    def build(self, **kwargs: Any) -> AnnoyIndex:
+        """:meth:`AnnoyDataFrameAccessor.build` on this column (same keyword arguments)."""
+        frame, name = self._frame()
+        return AnnoyDataFrameAccessor(frame).build([name], **kwargs)
+
+    def neighbors(self, k: int = 10, **kwargs: Any) -> pd.DataFrame:
+        """:meth:`AnnoyDataFrameAccessor.neighbors` on this column (same keyword arguments)."""
+        frame, name = self._frame()
+        kwargs.setdefault("columns", [name])
+        return AnnoyDataFrameAccessor(frame).neighbors(k, **kwargs)
+
+    def query(self, vectors_or_frame: Any, k: int = 10, **kwargs: Any) -> pd.DataFrame:
+        """:meth:`AnnoyDataFrameAccessor.query` against this column (same keyword arguments)."""
+        frame, name = self._frame()
+        kwargs.setdefault("columns", [name])
+        return AnnoyDataFrameAccessor(frame).query(vectors_or_frame, k, **kwargs)

@@ -1,0 +1,624 @@
+"""scikit-learn adapter: an approximate, drop-in :class:`~sklearn.neighbors.KNeighborsTransformer`.
+
+:class:`AnnoyTransformer` turns samples into the sparse k-neighbours graph that estimators
+with ``metric='precomputed'`` consume (``KNeighborsClassifier``, ``KNeighborsRegressor``,
+``TSNE``, ``Isomap``, ``DBSCAN``, ``SpectralClustering``), with the neighbours found by the
+annoy-adapters random-projection forest instead of an exact search.
+
+The fitted estimator persists through the project's one static index file
+(:meth:`AnnoyTransformer.save`, :meth:`AnnoyTransformer.load`), so an index built by any
+adapter (or by :class:`annoy_adapters.AnnoyIndex` directly) can serve a scikit-learn pipeline.
+"""
+
+from __future__ import annotations
+
+import os
+from numbers import Integral
+from typing import Any
+
+import numpy as np
+
+try:
+    import sklearn
+    from sklearn.base import (
+        BaseEstimator,
+        ClassNamePrefixFeaturesOutMixin,
+        TransformerMixin,
+        _fit_context,
+    )
+    from sklearn.utils import check_random_state
+    from sklearn.utils._param_validation import Interval, Options, StrOptions
+    from sklearn.utils.validation import check_is_fitted, validate_data
+except ImportError as exc:  # pragma: no cover - exercised only without scikit-learn
+    raise ImportError(
+        "annoy_adapters.sklearn needs scikit-learn and SciPy: "
+        'pip install "annoy-adapters[sklearn]"'
+    ) from exc
+
+from ._sklearn_graph import (
+    CORE_METRIC,
+    DEFAULT_METRIC_FOR_CORE,
+    convert_distances,
+    knn_graph,
+    put_self_first,
+    rows_equal_to_items,
+)
+
+__all__ = ["AnnoyTransformer"]
+
+# Keys of metadata["sklearn"] that are fitted state rather than constructor parameters.
+_FITTED_KEYS = ("feature_names_in_", "max_sq_norm_")
+
+
+class AnnoyTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Transform X into a (weighted) graph of approximate k nearest neighbors.
+
+    A drop-in replacement for :class:`sklearn.neighbors.KNeighborsTransformer`: the output
+    has the same layout (CSR, ``n_neighbors + 1`` entries per row in ``'distance'`` mode,
+    rows sorted by increasing distance, float64), but the neighbours come from a forest of
+    random-projection trees (annoy's algorithm), so they may occasionally miss a true
+    neighbour. When X is the data the transformer was fitted on, row ``i`` always starts
+    with sample ``i`` itself at an explicit distance ``0.0``, as in the exact transformer.
+
+    Parameters
+    ----------
+    n_neighbors : int, default=5
+        Number of neighbors for each sample in the transformed sparse graph. As each sample
+        is considered its own neighbor, one extra neighbor is computed when
+        ``mode == 'distance'``; the graph then holds ``n_neighbors + 1`` entries per row.
+
+    mode : {'distance', 'connectivity'}, default='distance'
+        Type of returned matrix: 'connectivity' stores ones, 'distance' stores the
+        distances between neighbors according to `metric`.
+
+    metric : {'euclidean', 'sqeuclidean', 'manhattan', 'cosine', 'angular', 'hamming', \
+'dot'}, default='euclidean'
+        Distance used to search and reported in the graph. Names scikit-learn knows keep
+        scikit-learn's meaning: 'cosine' is ``1 - cos`` (searched with annoy's angular
+        index), 'hamming' is the fraction of differing features (features are binarised
+        at 0.5), 'sqeuclidean' the squared Euclidean distance. 'angular' is annoy's
+        ``sqrt(2 - 2 cos)``. 'dot' searches by largest inner product and reports
+        ``sqrt(|q|**2 + M**2 - 2 q.x)`` (M the largest norm among the fitted samples), a
+        non-negative distance that increases as the inner product decreases.
+
+    n_trees : int, default=10
+        Number of random-projection trees built in :meth:`fit`; more trees give better
+        recall and a larger index. -1 keeps adding trees until the forest has about twice
+        as many nodes as samples.
+
+    search_k : int, default=-1
+        Number of candidates inspected per query; -1 means ``n_trees * k`` (annoy's
+        default), larger values give better recall and slower queries.
+
+    n_jobs : int, default=None
+        Number of threads used to build the trees. ``None`` means 1, ``-1`` all cores.
+
+    random_state : int, RandomState instance or None, default=None
+        Seeds the tree building. Pass an int for a reproducible forest.
+
+    Attributes
+    ----------
+    index_ : annoy_adapters.AnnoyIndex
+        The fitted index. It is held in memory after :meth:`fit` and memory-mapped from its
+        file after :meth:`save` or :meth:`load`.
+
+    effective_metric_ : str
+        The metric of the index ('angular', 'euclidean', 'manhattan', 'dot' or 'hamming').
+
+    n_features_in_ : int
+        Number of features seen during :term:`fit`.
+
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Names of features seen during :term:`fit`. Defined only when `X` has feature names
+        that are all strings.
+
+    n_samples_fit_ : int
+        Number of samples in the fitted data.
+
+    See Also
+    --------
+    sklearn.neighbors.KNeighborsTransformer : The exact transformer this one replaces.
+    annoy_adapters.AnnoyIndex : The index behind the estimator.
+
+    Notes
+    -----
+    Whether a query row "is" fitted sample ``i`` is decided by position and content: row
+    ``i`` of X is treated as sample ``i`` when its values equal the stored ones (after
+    float32 rounding). That covers ``fit_transform(X)`` and ``transform(X_train)`` (which
+    return the same graph) without keeping a reference to the training data.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_wine
+    >>> from annoy_adapters.sklearn import AnnoyTransformer
+    >>> X, _ = load_wine(return_X_y=True)
+    >>> transformer = AnnoyTransformer(n_neighbors=5, random_state=0)
+    >>> X_dist_graph = transformer.fit_transform(X)
+    >>> X_dist_graph.shape
+    (178, 178)
+    >>> int(X_dist_graph.getnnz(axis=1).min()), float(X_dist_graph[0, 0])
+    (6, 0.0)
+    """
+
+    _parameter_constraints: dict = {
+        "n_neighbors": [Interval(Integral, 1, None, closed="left")],
+        "mode": [StrOptions({"distance", "connectivity"})],
+        "metric": [StrOptions(set(CORE_METRIC))],
+        "n_trees": [Interval(Integral, 1, None, closed="left"), Options(Integral, {-1})],
+        "search_k": [Interval(Integral, 1, None, closed="left"), Options(Integral, {-1})],
+        "n_jobs": [Integral, None],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(
+        self,
+        *,
+        n_neighbors=5,
+        mode="distance",
+        metric="euclidean",
+        n_trees=10,
+        search_k=-1,
+        n_jobs=None,
+        random_state=None,
+    ):
+        self.n_neighbors = n_neighbors
+        self.mode = mode
+        self.metric = metric
+        self.n_trees = n_trees
+        self.search_k = search_k
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ fitting
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Fit the approximate k-nearest neighbors transformer from the training dataset.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data.
+
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        self : AnnoyTransformer
+            The fitted transformer.
+        """
+        from joblib import effective_n_jobs
+
+        from . import AnnoyIndex
+
+        X = validate_data(self, X, dtype=[np.float64, np.float32], order="C")
+        core_metric = CORE_METRIC[self.metric]
+        rng = check_random_state(self.random_state)
+        # Drawn here, not in __init__, so that fit is repeatable for an int random_state.
+        seed = int(rng.randint(np.iinfo(np.int32).max))
+
+        index = AnnoyIndex(X.shape[1], core_metric, seed=seed)
+        index.add_items(X)
+        index.build(self.n_trees, n_jobs=effective_n_jobs(self.n_jobs))
+
+        self.index_ = index
+        self.effective_metric_ = core_metric
+        self.n_samples_fit_ = X.shape[0]
+        self._n_features_out = self.n_samples_fit_
+        # Norms of the float32 vectors the index holds, as a restored estimator sees them.
+        self._max_sq_norm = (
+            float(np.max(self._sq_norms(X))) if core_metric == "dot" else None
+        )
+        return self
+
+    def transform(self, X):
+        """Compute the (weighted) graph of approximate neighbors for points in X.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples_transform, n_features)
+            Sample data.
+
+        Returns
+        -------
+        Xt : sparse matrix of shape (n_samples_transform, n_samples_fit)
+            Xt[i, j] is assigned the weight of edge that connects i to j. Only the
+            neighbors have an explicit value. When X is the fitted data the diagonal is
+            always explicit. The matrix is of CSR format.
+        """
+        check_is_fitted(self)
+        add_one = self.mode == "distance"
+        return self.kneighbors_graph(X, mode=self.mode, n_neighbors=self.n_neighbors + add_one)
+
+    def fit_transform(self, X, y=None):
+        """Fit to data, then transform it; equal to ``fit(X).transform(X)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training set.
+
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        Xt : sparse matrix of shape (n_samples, n_samples)
+            Xt[i, j] is assigned the weight of edge that connects i to j. Only the
+            neighbors have an explicit value. The diagonal is always explicit.
+            The matrix is of CSR format.
+        """
+        return self.fit(X).transform(X)
+
+    # ------------------------------------------------------------------ queries
+
+    def kneighbors(self, X=None, n_neighbors=None, return_distance=True):
+        """Find the approximate K-neighbors of a point.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_queries, n_features), default=None
+            The query point or points. If not provided, neighbors of each indexed point
+            are returned; in this case the query point is not considered its own neighbor.
+
+        n_neighbors : int, default=None
+            Number of neighbors required for each sample. The default is the value passed
+            to the constructor.
+
+        return_distance : bool, default=True
+            Whether or not to return the distances.
+
+        Returns
+        -------
+        neigh_dist : ndarray of shape (n_queries, n_neighbors)
+            Distances to the neighbors, increasing along each row; only present if
+            ``return_distance=True``.
+
+        neigh_ind : ndarray of shape (n_queries, n_neighbors)
+            Indices of the nearest points in the population matrix.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from annoy_adapters.sklearn import AnnoyTransformer
+        >>> samples = np.array([[0.0, 0.0, 0.0], [0.0, 0.5, 0.0], [1.0, 1.0, 0.5]])
+        >>> neigh = AnnoyTransformer(n_neighbors=1, random_state=0).fit(samples)
+        >>> dist, ind = neigh.kneighbors([[1.0, 1.0, 1.0]])
+        >>> ind.tolist(), np.round(dist, 6).tolist()
+        ([[2]], [[0.5]])
+        """
+        check_is_fitted(self)
+        if n_neighbors is None:
+            n_neighbors = self.n_neighbors
+        elif not isinstance(n_neighbors, Integral) or isinstance(n_neighbors, bool):
+            raise TypeError(
+                "n_neighbors does not take %s value, enter integer value" % type(n_neighbors)
+            )
+        elif n_neighbors <= 0:
+            raise ValueError("Expected n_neighbors > 0. Got %d" % n_neighbors)
+        n_neighbors = int(n_neighbors)
+
+        query_is_train = X is None
+        if query_is_train:
+            # One extra neighbour for the sample itself, removed below.
+            n_neighbors += 1
+        else:
+            X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", reset=False)
+
+        n_samples_fit = self.n_samples_fit_
+        if n_neighbors > n_samples_fit:
+            if query_is_train:
+                n_neighbors -= 1
+                inequality_str = "n_neighbors < n_samples_fit"
+            else:
+                inequality_str = "n_neighbors <= n_samples_fit"
+            n_samples = n_samples_fit if query_is_train else X.shape[0]
+            raise ValueError(
+                f"Expected {inequality_str}, but "
+                f"n_neighbors = {n_neighbors}, n_samples_fit = {n_samples_fit}, "
+                f"n_samples = {n_samples}"
+            )
+
+        neigh_dist, neigh_ind = self._search(X, n_neighbors)
+        if query_is_train:
+            neigh_dist, neigh_ind = neigh_dist[:, 1:], neigh_ind[:, 1:]
+        if return_distance:
+            return neigh_dist, neigh_ind
+        return neigh_ind
+
+    def kneighbors_graph(self, X=None, n_neighbors=None, mode="connectivity"):
+        """Compute the (weighted) graph of approximate k-neighbors for points in X.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_queries, n_features), default=None
+            The query point or points. If not provided, neighbors of each indexed point
+            are returned; in this case the query point is not considered its own neighbor.
+
+        n_neighbors : int, default=None
+            Number of neighbors for each sample. The default is the value passed to the
+            constructor.
+
+        mode : {'connectivity', 'distance'}, default='connectivity'
+            Type of returned matrix: 'connectivity' stores ones, 'distance' the distances.
+
+        Returns
+        -------
+        A : sparse matrix of shape (n_queries, n_samples_fit)
+            `A[i, j]` gives the weight of the edge connecting `i` to `j`. The matrix is of
+            CSR format (``csr_array`` under ``sklearn.set_config(sparse_interface="sparray")``).
+        """
+        check_is_fitted(self)
+        if n_neighbors is None:
+            n_neighbors = self.n_neighbors
+        if mode == "connectivity":
+            ind = self.kneighbors(X, n_neighbors, return_distance=False)
+            data = np.ones(ind.shape, dtype=np.float64)
+        elif mode == "distance":
+            data, ind = self.kneighbors(X, n_neighbors, return_distance=True)
+        else:
+            raise ValueError(
+                'Unsupported mode, must be one of "connectivity", '
+                f'or "distance" but got "{mode}" instead'
+            )
+        interface = sklearn.get_config().get("sparse_interface", "spmatrix")
+        return knn_graph(ind, data, self.n_samples_fit_, interface)
+
+    def _search(self, X, k):
+        """Approximate k nearest neighbours, ``X=None`` meaning the stored samples.
+
+        Rows of X equal to the fitted sample at the same position (and every row when X is
+        None) start with that sample at distance 0.0.
+        """
+        from sklearn.utils import gen_batches
+
+        n_fit = self.n_samples_fit_
+        n_queries = n_fit if X is None else X.shape[0]
+        neigh_ind = np.empty((n_queries, k), dtype=np.intp)
+        neigh_dist = np.empty((n_queries, k), dtype=np.float64)
+        for rows in gen_batches(n_queries, self._batch_rows(k)):
+            if X is None:
+                self_ids = np.arange(rows.start, rows.stop, dtype=np.int64)
+                ind, raw = self._query(None, self_ids, k)
+                is_self = np.ones(len(self_ids), dtype=bool)
+                sq_norms = self._sq_norms(self.index_.get_item_vectors(self_ids))
+            else:
+                Xc = X[rows]
+                ind, raw = self._query(Xc, None, k)
+                self_ids = np.arange(rows.start, rows.start + len(Xc), dtype=np.int64)
+                is_self = np.zeros(len(Xc), dtype=bool)
+                n_overlap = max(0, min(rows.stop, n_fit) - rows.start)
+                if n_overlap:
+                    stored = self.index_.get_item_vectors(self_ids[:n_overlap])
+                    is_self[:n_overlap] = rows_equal_to_items(
+                        Xc[:n_overlap], stored, self.effective_metric_
+                    )
+                sq_norms = self._sq_norms(Xc)
+            dist = convert_distances(
+                raw,
+                self.metric,
+                n_features=self.n_features_in_,
+                query_sq_norms=sq_norms,
+                max_sq_norm=self._max_sq_norm,
+            )
+            if is_self.any():
+                ind[is_self], dist[is_self] = put_self_first(
+                    ind[is_self], dist[is_self], self_ids[is_self]
+                )
+            neigh_ind[rows] = ind
+            neigh_dist[rows] = dist
+        return neigh_dist, neigh_ind
+
+    def _query(self, X_chunk, item_ids, k):
+        """Ask the core for k neighbours, widening the search for rows that came up short.
+
+        The forest returns fewer than k ids (padded with -1) when the inspected leaves hold
+        fewer distinct samples; those rows are asked again with 4x the candidates, up to
+        every leaf of every tree, so each row of the graph has exactly k entries.
+        """
+        index = self.index_
+
+        def ask(sel, search_k):
+            if item_ids is None:
+                return index.query(X_chunk[sel], k, search_k=search_k)
+            return index.query_items(item_ids[sel], k, search_k=search_k)
+
+        n_rows = len(item_ids) if X_chunk is None else len(X_chunk)
+        ind, dist = ask(slice(None), self.search_k)
+        ind = np.asarray(ind, dtype=np.intp)
+        short = ind[:, -1] < 0
+        n_trees = max(1, index.get_n_trees())
+        search_k = (self.search_k if self.search_k > 0 else n_trees * k) * 4
+        everything = n_trees * max(self.n_samples_fit_, k)
+        while short.any():
+            rows = np.flatnonzero(short)
+            ind_r, dist_r = ask(rows, min(search_k, everything))
+            ind[rows], dist[rows] = ind_r, dist_r
+            short[rows] = ind_r[:, -1] < 0
+            if search_k >= everything and short.any():
+                raise ValueError(
+                    f"The index returned fewer than n_neighbors = {k} neighbors for "
+                    f"{int(short.sum())} of {n_rows} queries even when searching every "
+                    f"leaf; it holds fewer than {k} reachable samples."
+                )
+            search_k *= 4
+        return ind, dist
+
+    def _sq_norms(self, V):
+        if self.effective_metric_ != "dot":
+            return None
+        V = np.asarray(V, dtype=np.float32)
+        return np.einsum("ij,ij->i", V, V, dtype=np.float64)
+
+    def _batch_rows(self, k):
+        # Bytes per query row: the query copy, the stored vectors compared with it, ids and
+        # distances at each stage (core answer, converted, re-ordered).
+        row_bytes = 8 * self.n_features_in_ + 48 * k
+        working_memory = sklearn.get_config()["working_memory"] * 2**20
+        return int(max(1, min(working_memory // row_bytes, 65536)))
+
+    # ------------------------------------------------------------------ persistence
+
+    def save(self, path: str | os.PathLike, *, prefault: bool = False) -> None:
+        """Write the fitted index to `path`, with the estimator's parameters in its metadata.
+
+        The file is the project's one static index format: :func:`annoy_adapters.load`, the
+        other adapters and :meth:`load` read it. Afterwards ``index_`` is memory-mapped from
+        `path`, so pickling the estimator (``joblib.dump``, ``Pipeline(memory=...)``) stores
+        the path and a checksum instead of a copy of the index.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            Destination; replaced atomically if it exists.
+        prefault : bool, default=False
+            Read the whole file into the page cache when mapping it.
+
+        Examples
+        --------
+        >>> import tempfile, os
+        >>> from sklearn.datasets import load_iris
+        >>> from annoy_adapters.sklearn import AnnoyTransformer
+        >>> X, _ = load_iris(return_X_y=True)
+        >>> est = AnnoyTransformer(n_neighbors=3, random_state=0).fit(X)
+        >>> path = os.path.join(tempfile.mkdtemp(), "iris.annoy")
+        >>> est.save(path)
+        >>> AnnoyTransformer.load(path).n_neighbors
+        3
+        """
+        check_is_fitted(self)
+        metadata = self.index_.metadata
+        params = self.get_params(deep=False)
+        if not isinstance(params["random_state"], (Integral, type(None))):
+            # A RandomState instance is not JSON; the forest it seeded is in the file.
+            params["random_state"] = None
+        stored: dict[str, Any] = {
+            key: (int(v) if isinstance(v, Integral) and not isinstance(v, bool) else v)
+            for key, v in params.items()
+        }
+        if hasattr(self, "feature_names_in_"):
+            stored["feature_names_in_"] = [str(name) for name in self.feature_names_in_]
+        if self._max_sq_norm is not None:
+            stored["max_sq_norm_"] = self._max_sq_norm
+        metadata["adapter"] = "sklearn"
+        metadata["sklearn"] = stored
+        self.index_.set_metadata(metadata)
+        self.index_.save(os.fspath(path), prefault=prefault)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, **params) -> AnnoyTransformer:
+        """Restore a fitted transformer from an index file, without refitting.
+
+        Any file in the project's format works: one written by :meth:`save`, by another
+        adapter or by :class:`annoy_adapters.AnnoyIndex`. Parameters come from the file's
+        ``metadata["sklearn"]`` when present, otherwise from the defaults with the metric
+        and number of trees of the index; keyword arguments override both.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The index file; it is memory-mapped, not copied.
+        **params
+            Estimator parameters to override, e.g. ``n_neighbors=15`` or
+            ``metric='cosine'`` for an angular index. `metric` must be one the index
+            answers (:attr:`effective_metric_`).
+
+        Returns
+        -------
+        AnnoyTransformer
+            A fitted estimator whose ``index_`` is backed by `path`. Its number of features
+            and samples are the index's; ``feature_names_in_`` is restored when saved.
+
+        Raises
+        ------
+        FileNotFoundError
+            If `path` does not exist.
+        annoy_adapters.IndexFileError
+            If `path` is not a valid index file.
+        ValueError
+            If `metric` does not match the metric of the index.
+
+        Examples
+        --------
+        >>> import tempfile, os
+        >>> import numpy as np
+        >>> from annoy_adapters import AnnoyIndex
+        >>> from annoy_adapters.sklearn import AnnoyTransformer
+        >>> index = AnnoyIndex(8, "angular", seed=0)
+        >>> _ = index.add_items(np.random.default_rng(0).normal(size=(50, 8)))
+        >>> _ = index.build(5)
+        >>> path = os.path.join(tempfile.mkdtemp(), "plain.annoy")
+        >>> index.save(path)
+        >>> est = AnnoyTransformer.load(path, metric="cosine", n_neighbors=4)
+        >>> est.transform(np.zeros((2, 8)) + 1).shape
+        (2, 50)
+        """
+        from . import load as load_index
+
+        index = load_index(os.fspath(path))
+        metadata = index.metadata
+        stored = metadata.get("sklearn")
+        stored = dict(stored) if isinstance(stored, dict) else {}
+        fitted = {key: stored.pop(key) for key in _FITTED_KEYS if key in stored}
+
+        merged: dict[str, Any] = {
+            "metric": DEFAULT_METRIC_FOR_CORE.get(index.metric, index.metric),
+            "n_trees": int(index.get_n_trees()),
+        }
+        param_names = cls._get_param_names()
+        merged.update({k: v for k, v in stored.items() if k in param_names})
+        merged.update(params)
+        est = cls(**merged)
+        est._validate_params()
+        if CORE_METRIC[est.metric] != index.metric:
+            raise ValueError(
+                f"metric={est.metric!r} cannot be answered by the index in {os.fspath(path)!r}, "
+                f"whose metric is {index.metric!r}; use one of "
+                f"{sorted(m for m, c in CORE_METRIC.items() if c == index.metric)}"
+            )
+
+        est.index_ = index
+        est.effective_metric_ = index.metric
+        est.n_features_in_ = int(index.f)
+        est.n_samples_fit_ = int(index.get_n_items())
+        est._n_features_out = est.n_samples_fit_
+        names = fitted.get("feature_names_in_")
+        if names is not None:
+            if len(names) != est.n_features_in_:
+                raise ValueError(
+                    f"metadata['sklearn']['feature_names_in_'] of {os.fspath(path)!r} has "
+                    f"{len(names)} names for an index of {est.n_features_in_} features"
+                )
+            est.feature_names_in_ = np.asarray(names, dtype=object)
+        est._max_sq_norm = None
+        if index.metric == "dot":
+            est._max_sq_norm = fitted.get("max_sq_norm_")
+            if est._max_sq_norm is None:
+                est._max_sq_norm = _max_sq_norm_of_items(index)
+        return est
+
+    # ------------------------------------------------------------------ tags
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # Dense numeric input only; sparse input is rejected with scikit-learn's TypeError.
+        tags.input_tags.sparse = False
+        tags.input_tags.allow_nan = False
+        # The graph is float64 whatever the input dtype, as KNeighborsTransformer's.
+        tags.transformer_tags.preserves_dtype = ["float64"]
+        # Same random_state, same data -> same forest -> same graph.
+        tags.non_deterministic = False
+        return tags
+
+
+def _max_sq_norm_of_items(index) -> float:
+    """Largest squared norm among the stored vectors, read in chunks of the mapped file."""
+    n = index.get_n_items()
+    best = 0.0
+    step = max(1, 2**22 // max(1, index.f))
+    for start in range(0, n, step):
+        V = index.get_item_vectors(np.arange(start, min(n, start + step), dtype=np.int64))
+        if len(V):
+            best = max(best, float(np.max(np.einsum("ij,ij->i", V, V, dtype=np.float64))))
+    return best

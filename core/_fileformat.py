@@ -1,0 +1,186 @@
+"""The native static index file: a small header, a JSON manifest, then 64-byte aligned arrays.
+
+Layout (all little-endian)::
+
+    0   8 bytes  magic b"ANNOYADP"
+    8   u32      format version (1)
+    12  u32      reserved (0)
+    16  u64      manifest offset (always 64)
+    24  u64      manifest length in bytes
+    32  u32      CRC-32 of the manifest bytes
+    36  28 bytes  zero
+    64  manifest: UTF-8 JSON {"f", "metric", "n_items", "leaf_size", "seed", "n_trees",
+        "labels": null | "int" | "str", "metadata": {...}, "content_hash",
+        "arrays": {name: {"dtype", "shape", "offset", "nbytes"}}}
+    ... arrays, each at a multiple of 64, used in place through np.frombuffer on an mmap
+
+Loading reads the header and manifest and checks every array entry against the file size
+(O(1) in the index size); the tree arrays are then checked with a few vectorized comparisons
+(O(nodes), no pass over the vectors or leaf items; leaf items are range-checked as a search
+reads them).  Nothing in the file is ever executed: no pickle, only JSON and raw arrays.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import mmap
+import os
+import struct
+import tempfile
+import zlib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._errors import IndexFileError
+
+MAGIC = b"ANNOYADP"
+VERSION = 1
+HEADER = struct.Struct("<8sIIQQI28x")
+ALIGN = 64
+MAX_MANIFEST = 1 << 26  # 64 MiB of JSON is far beyond any real index's manifest
+DTYPES = {"<f4", "<i8", "<u8", "|u1", "|b1"}
+
+
+def _align(n: int) -> int:
+    return (n + ALIGN - 1) // ALIGN * ALIGN
+
+
+def _raw(a: np.ndarray) -> memoryview:
+    """The bytes of a C-contiguous array (any shape, including empty ones)."""
+    return memoryview(np.ascontiguousarray(a).reshape(-1).view(np.uint8))
+
+
+def content_hash(arrays: Mapping[str, np.ndarray], fields: Mapping[str, Any]) -> str:
+    """Digest of every array and field: identifies one index's content, whatever its path."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(json.dumps(fields, sort_keys=True).encode())
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}:{a.dtype.str}:{a.shape}".encode())
+        h.update(_raw(a))
+    return h.hexdigest()
+
+
+def write(path: str | os.PathLike[str], fields: dict[str, Any],
+          arrays: Mapping[str, np.ndarray]) -> None:
+    """Write atomically: a temporary file beside ``path``, fsync, rename, fsync the folder."""
+    path = Path(path)
+    arrays = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
+    for k, v in arrays.items():
+        if v.dtype.str not in DTYPES:
+            raise TypeError(f"array {k!r} has unsupported dtype {v.dtype.str}")
+    fields = dict(fields, content_hash=content_hash(arrays, fields))
+    # the manifest holds the offsets, which depend on its own length: iterate to a fixed point
+    table: dict[str, dict[str, Any]] = {}
+    size = 0
+    for _ in range(4):
+        manifest = json.dumps({**fields, "arrays": table}, sort_keys=True).encode()
+        pos = _align(ALIGN + len(manifest) + 1024)
+        new: dict[str, dict[str, Any]] = {}
+        for name in sorted(arrays):
+            a = arrays[name]
+            new[name] = {"dtype": a.dtype.str, "shape": list(a.shape), "offset": pos,
+                         "nbytes": a.nbytes}
+            pos = _align(pos + a.nbytes)
+        size = pos
+        if new == table:
+            break
+        table = new
+    manifest = json.dumps({**fields, "arrays": table}, sort_keys=True).encode()
+    header = HEADER.pack(MAGIC, VERSION, 0, ALIGN, len(manifest), zlib.crc32(manifest))
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(header)
+            fh.write(manifest)
+            for name in sorted(arrays):
+                fh.seek(table[name]["offset"])
+                fh.write(_raw(arrays[name]))
+            fh.truncate(size)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    try:  # make the rename itself durable
+        dfd = os.open(path.parent or ".", os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:
+        pass
+
+
+def is_native(path: str | os.PathLike[str]) -> bool:
+    """Whether the file starts with the native magic (a missing file raises FileNotFoundError)."""
+    with open(path, "rb") as fh:
+        return fh.read(len(MAGIC)) == MAGIC
+
+
+class Mapped:
+    """An open native file: its manifest fields and zero-copy array views on one mmap."""
+
+    def __init__(self, path: str | os.PathLike[str], prefault: bool = False):
+        self.path = os.fspath(path)
+        with open(self.path, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            self.size, self.mtime_ns = st.st_size, st.st_mtime_ns
+            head = fh.read(HEADER.size)
+            if len(head) < HEADER.size:
+                raise IndexFileError(f"{self.path}: truncated (only {len(head)} bytes; not an index file)")
+            magic, version, _, moff, mlen, crc = HEADER.unpack(head)
+            if magic != MAGIC:
+                raise IndexFileError(f"{self.path}: not an annoy-adapters index (bad magic {magic!r})")
+            if version != VERSION:
+                raise IndexFileError(
+                    f"{self.path}: unsupported format version {version} (this release reads {VERSION})")
+            if moff != ALIGN or mlen > MAX_MANIFEST or moff + mlen > self.size:
+                raise IndexFileError(f"{self.path}: corrupted header (manifest at {moff}+{mlen}, "
+                                     f"file has {self.size} bytes)")
+            fh.seek(moff)
+            raw = fh.read(mlen)
+            if len(raw) != mlen or zlib.crc32(raw) != crc:
+                raise IndexFileError(f"{self.path}: corrupted manifest (checksum mismatch)")
+            try:
+                self.fields = json.loads(raw.decode("utf-8"))
+            except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+                raise IndexFileError(f"{self.path}: corrupted manifest ({exc})") from None
+            if not isinstance(self.fields, dict) or not isinstance(self.fields.get("arrays"), dict):
+                raise IndexFileError(f"{self.path}: corrupted manifest (no array table)")
+            self._mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if self.size else None
+        if prefault and self._mm is not None and hasattr(self._mm, "madvise"):
+            self._mm.madvise(mmap.MADV_WILLNEED)
+        self.arrays = {name: self._view(name, e) for name, e in self.fields["arrays"].items()}
+
+    def _view(self, name: str, e: Any) -> np.ndarray:
+        bad = IndexFileError(f"{self.path}: corrupted array table entry {name!r}")
+        if not isinstance(e, dict):
+            raise bad
+        dtype, shape, off, nbytes = e.get("dtype"), e.get("shape"), e.get("offset"), e.get("nbytes")
+        if dtype not in DTYPES or not isinstance(shape, list) or len(shape) > 2:
+            raise bad
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
+                   for v in [*shape, off, nbytes]):
+            raise bad
+        count = int(np.prod(shape, dtype=object))
+        if count * np.dtype(dtype).itemsize != nbytes or off % ALIGN or off + nbytes > self.size:
+            raise IndexFileError(f"{self.path}: array {name!r} lies outside the file "
+                                 f"(offset {off}, {nbytes} bytes, file {self.size} bytes)")
+        if count == 0 or self._mm is None:
+            return np.zeros(shape, dtype=dtype)
+        return np.frombuffer(self._mm, dtype=dtype, count=count, offset=off).reshape(shape)
+
+    def close(self) -> None:
+        self.arrays = {}
+        if self._mm is not None:
+            try:
+                self._mm.close()
+            except BufferError:  # views still alive elsewhere; the map closes when they go
+                pass
+            self._mm = None

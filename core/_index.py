@@ -1,0 +1,543 @@
+"""AnnoyIndex: annoy's API over the vectorized forest, plus batch queries, labels and metadata."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from . import _fileformat as ff
+from . import _labels
+from . import _validate as check
+from ._build import build_trees
+from ._errors import IndexFileError
+from ._forest import Forest
+from ._metrics import Metric, get_metric
+from ._search import candidates, collect_leaves, rank
+
+DEFAULT_SEED = 1234567890987654321 % (1 << 63)
+QUERY_CHUNK = 256  # queries searched together: large enough to vectorize, small enough for cache
+
+
+def default_leaf_size(f: int, metric: str) -> int:
+    """Most items a leaf holds by default.
+
+    Annoy's leaves hold as many ids as fit in a node (about f + 2).  Measured on GloVe 50d
+    (benchmarks/), leaves of ~64 items give the best recall per second for a vectorized search:
+    larger leaves mean shallower trees and longer contiguous candidate runs.
+    """
+    return 64
+
+
+def _n_jobs(n_jobs: Any) -> int:
+    n = check.integer("n_jobs", n_jobs)
+    if n == -1:
+        return os.cpu_count() or 1
+    if n < 1:
+        raise ValueError(f"'n_jobs' must be -1 or a positive int (got {n})")
+    return n
+
+
+class AnnoyIndex:
+    """Annoy's index: a forest of random-projection trees over vectors of length ``f``.
+
+    A drop-in for ``annoy.AnnoyIndex``: the same methods, arguments, defaults and return types,
+    plus batch :meth:`add_items`, :meth:`query` and :meth:`query_items`, labels and metadata
+    stored in the file, and safe loading.
+
+    Parameters
+    ----------
+    f : int
+        Length of the vectors.
+    metric : str
+        One of ``"angular"``, ``"euclidean"``, ``"manhattan"``, ``"dot"``, ``"hamming"``.
+    leaf_size : int, optional
+        Most items per leaf (default: :func:`default_leaf_size`).
+    seed : int, optional
+        Seed of the build; the same data, parameters and seed give the same index bytes,
+        whatever ``n_jobs``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from annoy_adapters import AnnoyIndex
+    >>> index = AnnoyIndex(3, "euclidean")
+    >>> index.add_items(np.eye(3))
+    array([0, 1, 2])
+    >>> index.build(10)
+    True
+    >>> index.get_nns_by_vector([0.9, 0.1, 0.0], 2)
+    [0, 1]
+    """
+
+    def __init__(self, f: int, metric: str = "angular", *, leaf_size: int | None = None,
+                 seed: int | None = None) -> None:
+        self.f = check.positive_int("f", f) if not (isinstance(f, int) and f == 0) else 0
+        self._metric: Metric = get_metric(metric)
+        self.leaf_size = (default_leaf_size(self.f, metric) if leaf_size is None
+                          else check.positive_int("leaf_size", leaf_size))
+        if self.leaf_size < 2:
+            raise ValueError(f"'leaf_size' must be at least 2 (got {self.leaf_size})")
+        self.seed = DEFAULT_SEED if seed is None else check.integer("seed", seed) % (1 << 63)
+        self._verbose = False
+        self._on_disk: str | None = None
+        self._lock = threading.Lock()
+        self._reset()
+
+    # -- state ------------------------------------------------------------------------------
+    def _reset(self) -> None:
+        width = self._metric.stored_width(self.f)
+        self._store = np.zeros((0, width), self._metric.stored_dtype())
+        self._present = np.zeros(0, bool)
+        self._n = 0
+        self._sqnorm: np.ndarray | None = None
+        self._forest: Forest | None = None
+        self._mapped: ff.Mapped | None = None
+        self._labels: np.ndarray | None = None
+        self._label_arrays: tuple[Any, dict[str, np.ndarray]] | None = None
+        self._label_index: dict[Any, int] | None = None
+        self._metadata: dict[str, Any] = {}
+        self._n_present = 0
+
+    @property
+    def metric(self) -> str:
+        """Name of the metric."""
+        return self._metric.name
+
+    @property
+    def built(self) -> bool:
+        """Whether the trees exist (built here or loaded)."""
+        return self._forest is not None
+
+    @property
+    def path(self) -> str | None:
+        """The file this index is memory-mapped from, if any."""
+        return self._mapped.path if self._mapped is not None else None
+
+    def __repr__(self) -> str:
+        where = f", path={self.path!r}" if self.path else ""
+        return (f"AnnoyIndex(f={self.f}, metric={self.metric!r}, n_items={self._n}, "
+                f"n_trees={self.get_n_trees()}{where})")
+
+    def _require_built(self, what: str) -> Forest:
+        if self._forest is None:
+            raise RuntimeError(f"cannot {what}: the index is not built; call build() or load() first")
+        return self._forest
+
+    def _require_mutable(self, what: str) -> None:
+        if self._mapped is not None:
+            raise RuntimeError(f"cannot {what}: the index is loaded from {self.path!r}; "
+                               "loaded indexes are read-only")
+        if self._forest is not None:
+            raise RuntimeError(f"cannot {what}: the index is already built; call unbuild() first")
+
+    # -- adding items -----------------------------------------------------------------------
+    def _grow(self, n: int) -> None:
+        if n <= len(self._store):
+            return
+        cap = max(n, 2 * len(self._store), 16)
+        store = np.zeros((cap, self._store.shape[1]), self._store.dtype)
+        store[: self._n] = self._store[: self._n]
+        present = np.zeros(cap, bool)
+        present[: self._n] = self._present[: self._n]
+        self._store, self._present = store, present
+
+    def add_item(self, i: int, vector: Sequence[float] | np.ndarray) -> None:
+        """Add ``vector`` as item ``i`` (annoy: ids need not be contiguous)."""
+        i = check.integer("i", i)
+        if i < 0:
+            raise IndexError(f"Item index can not be negative (got {i})")
+        if isinstance(vector, (str, bytes)) or not hasattr(vector, "__len__"):
+            raise TypeError(f"'vector' must be a sequence of numbers (got {type(vector).__name__})")
+        self.add_items(check.float_matrix("vector", vector, self.f), ids=[i])
+
+    def add_items(self, X: Any, ids: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
+        """Add the rows of ``X``; ``ids`` default to the next free ids. Returns the int64 ids."""
+        with self._lock:
+            self._require_mutable("add items")
+            x = check.float_matrix("X", X, self.f)
+            if ids is None:
+                idx = self._n + np.arange(len(x), dtype=np.int64)
+            else:
+                idx = np.asarray(ids)
+                if idx.ndim != 1 or len(idx) != len(x) or (len(idx) and idx.dtype.kind not in "iu"):
+                    raise ValueError(f"'ids' must be {len(x)} ints, one per row of X "
+                                     f"(got shape {idx.shape}, dtype {idx.dtype})")
+                idx = idx.astype(np.int64)
+                if len(idx) and idx.min() < 0:
+                    raise IndexError(f"Item index can not be negative (got {int(idx.min())})")
+            if not len(idx):
+                return idx
+            top = int(idx.max()) + 1
+            self._grow(top)
+            self._store[idx] = self._metric.store(x)
+            self._present[idx] = True
+            self._n = max(self._n, top)
+            if self._labels is not None:  # labels describe ids; new ids make them stale
+                self._labels, self._label_index = None, None
+            return idx
+
+    # -- building ---------------------------------------------------------------------------
+    def set_seed(self, seed: int) -> None:
+        """Seed of the next build."""
+        self.seed = check.integer("seed", seed) % (1 << 63)
+
+    def verbose(self, v: bool) -> bool:
+        """Print build progress to stderr, as annoy does."""
+        self._verbose = bool(v)
+        return True
+
+    def build(self, n_trees: int, n_jobs: int = -1, *,
+              progress: Callable[[int, int], None] | None = None) -> bool:
+        """Build ``n_trees`` trees (-1: add trees until nodes reach about twice the items).
+
+        ``n_jobs`` threads share the work; the result is the same for any ``n_jobs``.
+        ``progress(done, total)`` is called as trees finish.
+        """
+        n_trees = check.integer("n_trees", n_trees)
+        if n_trees < 1 and n_trees != -1:
+            raise ValueError(f"'n_trees' must be -1 or a positive int (got {n_trees})")
+        jobs = _n_jobs(n_jobs)
+        with self._lock:
+            self._require_mutable("build")
+            self._store = self._store[: self._n]
+            self._present = self._present[: self._n]
+            present = np.flatnonzero(self._present)
+            z = self._metric.tree_space(self._store[present], self.f)
+            done = [0]
+
+            def tick(k: int, total: int) -> None:
+                done[0] += k
+                if self._verbose:
+                    print(f"pass {done[0]}/{total} trees", file=sys.stderr)
+                if progress is not None:
+                    progress(done[0], total)
+
+            def grow(trees: range, total: int) -> Forest:
+                return build_trees(z, present, self._metric, trees, self.seed, self.leaf_size,
+                                   n_jobs=jobs, progress=lambda k: tick(k, total))
+
+            if n_trees == -1:
+                first = grow(range(1), -1)
+                per_tree = max(first.n_splits + first.n_leaves, 1)
+                total = max(1, math.ceil(len(present) / per_tree))
+                rest = grow(range(1, total), total)
+                from ._forest import concat
+                forest = concat([first, rest], first.normals.shape[1])
+            else:
+                forest = grow(range(n_trees), n_trees)
+            self._forest = forest
+            self._n_present = len(present)
+            self._sqnorm = self._compute_sqnorm(self._store)
+            if self._verbose:
+                print(f"has {forest.n_splits + forest.n_leaves} nodes", file=sys.stderr)
+        if self._on_disk is not None:
+            self.save(self._on_disk)
+        return True
+
+    def _compute_sqnorm(self, store: np.ndarray) -> np.ndarray | None:
+        if not self._metric.needs_sqnorm:
+            return None
+        return np.einsum("ij,ij->i", store, store, dtype=np.float32)
+
+    def unbuild(self) -> bool:
+        """Drop the trees so items can be added again."""
+        if self._mapped is not None:
+            raise RuntimeError("You can't unbuild a loaded index")
+        self._forest = None
+        return True
+
+    def on_disk_build(self, fn: str | os.PathLike[str]) -> bool:
+        """Write the index to ``fn`` when it is built, and serve it from that file."""
+        self._on_disk = os.fspath(fn)
+        return True
+
+    # -- querying ---------------------------------------------------------------------------
+    def _search_k(self, k: int, search_k: int) -> int:
+        return k * self.get_n_trees() if search_k == -1 else search_k
+
+    def _query_block(self, q: np.ndarray, k: int, search_k: int) -> tuple[np.ndarray, np.ndarray]:
+        forest = self._forest
+        assert forest is not None
+        m = self._metric
+        q_stored = m.store(q)
+        if search_k >= self._n_present * max(forest.n_trees, 1):
+            cand = np.broadcast_to(np.flatnonzero(self._present), (len(q), self._n_present))
+        else:
+            leaf, keep = collect_leaves(forest, m, m.query_space(q, self.f), search_k)
+            cand = candidates(forest, leaf, keep)
+            if len(cand) and (cand.max(initial=-1) >= self._n):
+                raise IndexFileError(f"{self.path}: corrupted leaf items (id out of range)")
+        ids, d = rank(m, q_stored, cand, self._store, self._sqnorm, k)
+        return ids, m.returned(d)
+
+    def query(self, X: Any, k: int, search_k: int = -1, *,
+              n_jobs: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` nearest items of every row of ``X``.
+
+        Returns ``(ids, distances)``: int64 and float32 arrays of shape (n_queries, k), best
+        first, padded with -1 and inf (-inf for dot) where fewer than ``k`` items are found.
+        Row ``i`` equals ``get_nns_by_vector(X[i], k, search_k, include_distances=True)``.
+        """
+        self._require_built("query")
+        k = check.positive_int("k", k)
+        search_k = check.search_k(search_k)
+        x = check.float_matrix("X", X, self.f)
+        if self._metric.is_hamming:
+            x = (x > 0.5).astype(np.float32)
+        sk = self._search_k(k, search_k)
+        if self._n_present == 0 or not len(x):
+            ids = np.full((len(x), k), -1, np.int64)
+            return ids, self._pad(np.full((len(x), k), np.inf, np.float32))
+        chunks = range(0, len(x), QUERY_CHUNK)
+        work = lambda lo: self._query_block(x[lo:lo + QUERY_CHUNK], k, sk)  # noqa: E731
+        jobs = _n_jobs(n_jobs)
+        if jobs == 1 or len(chunks) == 1:
+            parts = [work(lo) for lo in chunks]
+        else:
+            with ThreadPoolExecutor(max_workers=jobs) as pool:
+                parts = list(pool.map(work, chunks))
+        ids = np.concatenate([p[0] for p in parts])
+        return ids, self._pad(np.concatenate([p[1] for p in parts]), ids)
+
+    def _pad(self, d: np.ndarray, ids: np.ndarray | None = None) -> np.ndarray:
+        d = d.astype(np.float32, copy=False)
+        if ids is not None:
+            d[ids < 0] = -np.inf if self._metric.larger_is_better else np.inf
+        elif self._metric.larger_is_better:
+            d = -d
+        return d
+
+    def _item_ids(self, name: str, ids: Any) -> np.ndarray:
+        arr = np.atleast_1d(np.asarray(ids))
+        if arr.dtype.kind not in "iu":
+            raise TypeError(f"'{name}' must be item ids (ints) (got dtype {arr.dtype})")
+        arr = arr.astype(np.int64)
+        bad = (arr < 0) | (arr >= self._n)
+        if not bad.any():
+            bad = ~self._present[arr]
+        if bad.any():
+            raise IndexError(f"'{name}' holds an id that is not an item: {int(arr[bad][0])} "
+                             f"(items are 0..{self._n - 1}, holes excluded)")
+        return arr
+
+    def query_items(self, ids: Any, k: int, search_k: int = -1, *,
+                    n_jobs: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`query` for stored items (each item is normally its own first neighbour)."""
+        self._require_built("query")
+        return self.query(self.get_item_vectors(self._item_ids("ids", ids)), k, search_k,
+                          n_jobs=n_jobs)
+
+    def _as_lists(self, ids: np.ndarray, d: np.ndarray, include: bool) -> Any:
+        ok = ids[0] >= 0
+        out = ids[0][ok].tolist()
+        return (out, d[0][ok].tolist()) if include else out
+
+    def get_nns_by_vector(self, vector: Any, n: int, search_k: int = -1,
+                          include_distances: bool = False) -> Any:
+        """The ``n`` nearest items of ``vector``: a list, or (ids, distances)."""
+        if isinstance(vector, (str, bytes)) or not hasattr(vector, "__len__"):
+            raise TypeError(f"'vector' must be a sequence of numbers (got {type(vector).__name__})")
+        v = check.float_matrix("vector", vector, self.f)
+        if len(v) != 1:
+            raise ValueError(f"'vector' must be one vector of length {self.f} (got {len(v)} rows)")
+        ids, d = self.query(v, n, search_k)
+        return self._as_lists(ids, d, include_distances)
+
+    def get_nns_by_item(self, i: int, n: int, search_k: int = -1,
+                        include_distances: bool = False) -> Any:
+        """The ``n`` nearest items of item ``i``: a list, or (ids, distances)."""
+        i = check.integer("i", i)
+        ids, d = self.query_items([i], n, search_k)
+        return self._as_lists(ids, d, include_distances)
+
+    # -- items ------------------------------------------------------------------------------
+    def get_item_vector(self, i: int) -> list[float]:
+        """The vector of item ``i`` (hamming: 0/1 values)."""
+        i = check.integer("i", i)
+        return self.get_item_vectors(self._item_ids("i", [i]))[0].tolist()
+
+    def get_item_vectors(self, ids: Any = None) -> np.ndarray:
+        """Vectors of ``ids`` (default: all ids 0..get_n_items()-1) as a float32 (n, f) copy."""
+        idx = np.arange(self._n) if ids is None else self._item_ids("ids", ids)
+        return self._metric.unstore(self._store[idx], self.f)
+
+    def get_distance(self, i: int, j: int) -> float:
+        """Annoy's distance between items ``i`` and ``j``."""
+        a = self._item_ids("i", [check.integer("i", i)])
+        b = self._item_ids("j", [check.integer("j", j)])
+        q = self._store[a]
+        c = self._store[b][None]
+        if self._metric.name in ("angular", "euclidean"):
+            d = self._metric.exact(q.astype(np.float32), c.astype(np.float32))
+        else:
+            d = self._metric.rank(q, c, None, None)
+        return float(self._metric.returned(d)[0, 0])
+
+    def get_n_items(self) -> int:
+        """Largest item id + 1 (holes included), as annoy."""
+        return self._n
+
+    def get_n_trees(self) -> int:
+        """Number of trees (0 before build)."""
+        return 0 if self._forest is None else self._forest.n_trees
+
+    # -- labels and metadata --------------------------------------------------------------------
+    def set_labels(self, labels: Sequence[Any] | np.ndarray) -> None:
+        """Attach one unique str or int label per id 0..get_n_items()-1 (stored in the file)."""
+        if self._mapped is not None:
+            raise RuntimeError("cannot set labels: the index is loaded read-only from a file")
+        self._labels = _labels.normalize(labels, self._n)
+        self._label_arrays, self._label_index = None, None
+
+    @property
+    def labels(self) -> np.ndarray | None:
+        """Labels of ids 0..get_n_items()-1 (object array of str, or int64), or None."""
+        if self._labels is None and self._label_arrays is not None:
+            kind, arrays = self._label_arrays
+            self._labels = _labels.from_arrays(kind, arrays, self._n)
+        return self._labels
+
+    def ids_for(self, labels: Any) -> np.ndarray:
+        """Ids of ``labels`` (KeyError naming the first unknown label)."""
+        lab = self.labels
+        if lab is None:
+            raise KeyError("this index has no labels; use item ids")
+        if self._label_index is None:
+            self._label_index = {v: i for i, v in enumerate(lab.tolist())}
+        index = self._label_index
+        keys = labels.tolist() if isinstance(labels, np.ndarray) else list(labels)
+        out = np.empty(len(keys), np.int64)
+        for pos, key in enumerate(keys):  # a dict lookup per label: no array form for hashing
+            try:
+                out[pos] = index[key]
+            except (KeyError, TypeError):
+                raise KeyError(f"unknown label {key!r}") from None
+        return out
+
+    def set_metadata(self, metadata: Mapping[str, Any]) -> None:
+        """Attach a small JSON-serialisable dict (stored in the file)."""
+        if not isinstance(metadata, Mapping):
+            raise TypeError(f"'metadata' must be a dict (got {type(metadata).__name__})")
+        try:
+            text = json.dumps(dict(metadata), sort_keys=True, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"'metadata' must be JSON-serialisable ({exc})") from None
+        if self._mapped is not None:
+            raise RuntimeError("cannot set metadata: the index is loaded read-only from a file")
+        self._metadata = json.loads(text)
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """A copy of the metadata dict."""
+        return json.loads(json.dumps(self._metadata))
+
+    # -- files ------------------------------------------------------------------------------
+    def _fields_and_arrays(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        forest = self._require_built("save")
+        arrays: dict[str, np.ndarray] = {
+            "vectors": self._store, "present": self._present.view(np.uint8),
+            "normals": forest.normals, "offsets": forest.offsets, "children": forest.children,
+            "counts": forest.counts, "leaf_ptr": forest.leaf_ptr,
+            "leaf_items": forest.leaf_items, "roots": forest.roots,
+        }
+        if self._sqnorm is not None:
+            arrays["sqnorm"] = self._sqnorm
+        kind = None
+        lab = self.labels
+        if lab is not None:
+            kind, extra = _labels.to_arrays(lab)
+            arrays.update(extra)
+        fields = {"f": self.f, "metric": self.metric, "n_items": self._n,
+                  "n_trees": forest.n_trees, "leaf_size": self.leaf_size, "seed": self.seed,
+                  "labels": kind, "metadata": self._metadata, "format": "annoy-adapters"}
+        return fields, arrays
+
+    def save(self, fn: str | os.PathLike[str], prefault: bool = False) -> bool:
+        """Write the index atomically to ``fn``; afterwards it is served from that file."""
+        fields, arrays = self._fields_and_arrays()
+        ff.write(fn, fields, arrays)
+        self._attach(ff.Mapped(fn, prefault))
+        return True
+
+    def load(self, fn: str | os.PathLike[str], prefault: bool = False) -> bool:
+        """Memory-map ``fn``: a native file, or an annoy ``.ann`` file (of this f and metric)."""
+        path = os.fspath(fn)
+        if ff.is_native(path):
+            mapped = ff.Mapped(path, prefault)
+            got_f, got_metric = mapped.fields.get("f"), mapped.fields.get("metric")
+            if got_f != self.f or got_metric != self.metric:
+                mapped.close()
+                raise ValueError(f"{path} holds f={got_f}, metric={got_metric!r} but this index "
+                                 f"has f={self.f}, metric={self.metric!r}")
+            self._attach(mapped)
+        else:
+            from ._annoy_format import read_ann
+            self.unload()
+            read_ann(self, path, prefault)
+        return True
+
+    def _attach(self, mapped: ff.Mapped) -> None:
+        """Serve the index from an open native file, validating it first."""
+        from ._loader import unpack
+        state = unpack(mapped, self)
+        self.unload()
+        for k, v in state.items():
+            setattr(self, k, v)
+
+    def unload(self) -> bool:
+        """Forget the trees and items (and unmap any file)."""
+        mapped = self._mapped
+        self._reset()
+        if mapped is not None:
+            mapped.close()
+        return True
+
+    def export_annoy(self, fn: str | os.PathLike[str]) -> bool:
+        """Write an annoy 1.17.3 ``.ann`` file of this index (ids only; labels are not kept)."""
+        from ._annoy_format import write_ann
+        write_ann(self, os.fspath(fn))
+        return True
+
+    # -- pickling ---------------------------------------------------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        base = {"f": self.f, "metric": self.metric, "leaf_size": self.leaf_size,
+                "seed": self.seed, "verbose": self._verbose}
+        if self._mapped is not None:
+            return {**base, "path": self.path,
+                    "content_hash": self._mapped.fields.get("content_hash")}
+        state = {**base, "n": self._n, "store": self._store[: self._n],
+                 "present": self._present[: self._n], "labels": self.labels,
+                 "metadata": self._metadata}
+        if self._forest is not None:
+            state["forest"] = self._forest.__dict__
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["f"], state["metric"], leaf_size=state["leaf_size"],
+                      seed=state["seed"])
+        self._verbose = state["verbose"]
+        if "path" in state:
+            self.load(state["path"])
+            if self._mapped is not None and (
+                self._mapped.fields.get("content_hash") != state["content_hash"]):
+                path = state["path"]
+                self.unload()
+                raise IndexFileError(f"{path} changed since this index was pickled "
+                                     "(content hash differs)")
+            return
+        self._n, self._store, self._present = state["n"], state["store"], state["present"]
+        self._n_present = int(self._present.sum())
+        self._metadata = state["metadata"]
+        if state["labels"] is not None:
+            self._labels = state["labels"]
+        if "forest" in state:
+            self._forest = Forest(**state["forest"])
+            self._sqnorm = self._compute_sqnorm(self._store)

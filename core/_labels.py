@@ -1,0 +1,69 @@
+"""Item labels (str or int keys) stored without pickle: int64, or UTF-8 bytes plus offsets."""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ._errors import IndexFileError
+
+
+def normalize(labels: Sequence[Any] | np.ndarray, n_items: int) -> np.ndarray:
+    """Validate labels: ``n_items`` of them, all str or all int, no duplicates."""
+    arr = np.asarray(labels, dtype=object) if not isinstance(labels, np.ndarray) else labels
+    if arr.ndim != 1 or len(arr) != n_items:
+        raise ValueError(f"'labels' must be a 1-D sequence of get_n_items()={n_items} labels "
+                         f"(got shape {np.shape(arr)})")
+    if arr.dtype.kind in "iu":
+        out = arr.astype(np.int64)
+    elif arr.dtype.kind == "U" or (arr.dtype == object and all(isinstance(v, str) for v in arr)):
+        out = arr.astype(object)
+    elif arr.dtype == object and all(
+        isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in arr
+    ):
+        out = arr.astype(np.int64)
+    else:
+        kinds = sorted({type(v).__name__ for v in arr.tolist()})
+        raise TypeError(f"'labels' must be all str or all int (got {', '.join(kinds)})")
+    uniq = len(set(out.tolist()))
+    if uniq != len(out):
+        raise ValueError(f"'labels' must be unique (got {len(out) - uniq} duplicates)")
+    return out
+
+
+def to_arrays(labels: np.ndarray) -> tuple[str, dict[str, np.ndarray]]:
+    if labels.dtype == np.int64:
+        return "int", {"labels_int": labels}
+    encoded = [s.encode("utf-8", "surrogatepass") for s in labels.tolist()]
+    lens = np.fromiter((len(b) for b in encoded), np.int64, len(encoded))
+    ptr = np.concatenate([[0], np.cumsum(lens)]).astype("<i8")
+    blob = np.frombuffer(b"".join(encoded), dtype=np.uint8)
+    return "str", {"labels_ptr": ptr, "labels_utf8": blob}
+
+
+def from_arrays(kind: Any, arrays: dict[str, np.ndarray], n_items: int) -> np.ndarray | None:
+    """Decode stored labels, validating every offset (a bad file raises IndexFileError)."""
+    if kind is None:
+        return None
+    if kind == "int":
+        lab = arrays.get("labels_int")
+        if lab is None or lab.shape != (n_items,) or lab.dtype != np.int64:
+            raise IndexFileError("corrupted labels (int labels missing or of the wrong length)")
+        return np.array(lab)
+    if kind == "str":
+        ptr, blob = arrays.get("labels_ptr"), arrays.get("labels_utf8")
+        if ptr is None or blob is None or ptr.shape != (n_items + 1,) or ptr.dtype != np.int64:
+            raise IndexFileError("corrupted labels (str label offsets missing or mis-sized)")
+        if n_items and (ptr[0] != 0 or ptr[-1] != len(blob) or (np.diff(ptr) < 0).any()):
+            raise IndexFileError("corrupted labels (str label offsets out of range)")
+        raw = blob.tobytes()
+        try:
+            p = ptr.tolist()
+            return np.array([raw[a:b].decode("utf-8", "surrogatepass")
+                             for a, b in zip(p[:-1], p[1:], strict=True)], dtype=object)
+        except UnicodeDecodeError as exc:
+            raise IndexFileError(f"corrupted labels ({exc})") from None
+    raise IndexFileError(f"corrupted manifest (unknown labels kind {kind!r})")

@@ -1,0 +1,102 @@
+"""Turn an open native file into index state, checking every field, shape and tree pointer.
+
+Cost: O(1) for the header and array table, plus a few vectorized comparisons over the split
+and leaf pointer arrays (O(nodes)); the vectors and leaf items are not read here.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ._errors import IndexFileError
+from ._fileformat import Mapped
+from ._forest import Forest
+from ._metrics import BY_NAME
+
+if TYPE_CHECKING:
+    from ._index import AnnoyIndex
+
+
+def _int_field(m: Mapped, name: str, low: int = 0) -> int:
+    v = m.fields.get(name)
+    if not isinstance(v, int) or isinstance(v, bool) or v < low:
+        raise IndexFileError(f"{m.path}: corrupted manifest ({name!r} = {v!r})")
+    return v
+
+
+def _array(m: Mapped, name: str, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
+    a = m.arrays.get(name)
+    if a is None:
+        raise IndexFileError(f"{m.path}: corrupted (array {name!r} missing)")
+    if a.dtype.str != dtype or a.shape != shape:
+        raise IndexFileError(f"{m.path}: corrupted (array {name!r} is {a.dtype.str}{a.shape}, "
+                             f"expected {dtype}{shape})")
+    return a
+
+
+def unpack(m: Mapped, index: AnnoyIndex) -> dict[str, Any]:
+    """Validated attribute values for ``index`` served from ``m``."""
+    fields = m.fields
+    metric = BY_NAME.get(fields.get("metric"))  # type: ignore[arg-type]
+    if metric is None:
+        raise IndexFileError(f"{m.path}: corrupted manifest (metric {fields.get('metric')!r})")
+    f = _int_field(m, "f")
+    n = _int_field(m, "n_items")
+    n_trees = _int_field(m, "n_trees")
+    if not isinstance(fields.get("metadata"), dict):
+        raise IndexFileError(f"{m.path}: corrupted manifest (metadata is not a dict)")
+    width = metric.stored_width(f)
+    store = _array(m, "vectors", metric.stored_dtype().str, (n, width))
+    present = _array(m, "present", "|u1", (n,))
+    if n and present.max() > 1:
+        raise IndexFileError(f"{m.path}: corrupted (present flags other than 0/1)")
+    n_splits = m.arrays.get("offsets", np.zeros(0)).shape[0]
+    nd = 0 if metric.is_hamming else metric.normal_dim(f)
+    normals = _array(m, "normals", "<f4", (n_splits, nd))
+    offsets = _array(m, "offsets", "<f4", (n_splits,))
+    children = _array(m, "children", "<i8", (n_splits, 2))
+    counts = _array(m, "counts", "<i8", (n_splits,))
+    leaf_ptr = m.arrays.get("leaf_ptr")
+    if leaf_ptr is None or leaf_ptr.ndim != 1 or len(leaf_ptr) < 1:
+        raise IndexFileError(f"{m.path}: corrupted (leaf pointers missing)")
+    n_leaves = len(leaf_ptr) - 1
+    leaf_ptr = _array(m, "leaf_ptr", "<i8", (n_leaves + 1,))
+    leaf_items = m.arrays.get("leaf_items")
+    if leaf_items is None or leaf_items.ndim != 1:
+        raise IndexFileError(f"{m.path}: corrupted (leaf items missing)")
+    leaf_items = _array(m, "leaf_items", "<i8", (len(leaf_items),))
+    roots = _array(m, "roots", "<i8", (n_trees,))
+    # pointers: in range, children after parents (no cycles), leaf ranges inside leaf_items
+    if leaf_ptr[0] != 0 or leaf_ptr[-1] != len(leaf_items) or (np.diff(leaf_ptr) < 0).any():
+        raise IndexFileError(f"{m.path}: corrupted (leaf ranges out of bounds)")
+    for refs in (children, roots):
+        if refs.size and ((refs < -n_leaves).any() or (refs >= n_splits).any()):
+            raise IndexFileError(f"{m.path}: corrupted (node pointer out of range)")
+    if n_splits and (children.max(axis=1, initial=-1) >= 0).any():
+        own = np.arange(n_splits)[:, None]
+        if ((children >= 0) & (children <= own)).any():
+            raise IndexFileError(f"{m.path}: corrupted (a split points back up its tree)")
+    if metric.is_hamming and n_splits:
+        bad = (offsets < 0) | (offsets >= max(f, 1)) | (offsets != np.floor(offsets))
+        if bad.any():
+            raise IndexFileError(f"{m.path}: corrupted (hamming split dimension out of range)")
+    sqnorm = None
+    if metric.needs_sqnorm:
+        sqnorm = _array(m, "sqnorm", "<f4", (n,))
+    kind = fields.get("labels")
+    if kind not in (None, "int", "str"):
+        raise IndexFileError(f"{m.path}: corrupted manifest (labels kind {kind!r})")
+    leaf_size = fields.get("leaf_size")
+    return {
+        "_store": store, "_present": present.view(bool), "_n": n,
+        "_n_present": int(np.count_nonzero(present)), "_sqnorm": sqnorm,
+        "_forest": Forest(normals=normals, offsets=offsets, children=children, counts=counts,
+                          leaf_ptr=leaf_ptr, leaf_items=leaf_items, roots=roots),
+        "_mapped": m, "_labels": None, "_label_index": None,
+        "_label_arrays": (kind, m.arrays) if kind else None,
+        "_metadata": fields["metadata"],
+        "leaf_size": leaf_size if isinstance(leaf_size, int) and leaf_size >= 2 else index.leaf_size,
+        "seed": fields["seed"] if isinstance(fields.get("seed"), int) else index.seed,
+    }

@@ -1,0 +1,215 @@
+"""The five metrics: how vectors are stored, split, searched and measured.
+
+Each metric answers four questions for the build and the search:
+the space the trees split (``tree_space``), the margin of a query against a split
+(``margins``), the priority a child inherits (``child_priority``) and the distance that ranks
+candidates (``rank``) and is returned (``returned``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+METRICS = ("angular", "euclidean", "manhattan", "dot", "hamming")
+
+
+def words_for_bits(f: int) -> int:
+    """Number of uint64 words that hold ``f`` bits."""
+    return (f + 63) // 64
+
+
+def pack_bits(x: np.ndarray) -> np.ndarray:
+    """Pack 0/1 rows (value > 0.5 is a set bit) into uint64 words, LSB first as annoy does."""
+    n, f = x.shape
+    w = words_for_bits(f)
+    bits = np.zeros((n, w * 64), dtype=np.uint8)
+    bits[:, :f] = x > 0.5
+    packed = np.packbits(bits.reshape(n, w, 8, 8), axis=-1, bitorder="little")
+    return np.ascontiguousarray(packed.reshape(n, w * 8)).view("<u8")
+
+
+def unpack_bits(words: np.ndarray, f: int) -> np.ndarray:
+    """Inverse of :func:`pack_bits`: uint8 0/1 rows of length ``f``."""
+    n = words.shape[0]
+    raw = np.ascontiguousarray(words, dtype="<u8").view(np.uint8).reshape(n, -1)
+    return np.unpackbits(raw, axis=1, bitorder="little")[:, :f]
+
+
+def _normalize(x: np.ndarray) -> np.ndarray:
+    norms = np.sqrt(np.einsum("ij,ij->i", x, x, dtype=np.float32))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = x / norms[:, None]
+    out[norms == 0] = 0
+    return out.astype(np.float32, copy=False)
+
+
+@dataclass(frozen=True)
+class Metric:
+    """Behaviour of one metric; instances are the module constants in :data:`BY_NAME`."""
+
+    name: str
+
+    @property
+    def is_hamming(self) -> bool:
+        return self.name == "hamming"
+
+    @property
+    def has_offset(self) -> bool:
+        """Euclidean and manhattan splits are affine planes; angular and dot pass through 0."""
+        return self.name in ("euclidean", "manhattan")
+
+    @property
+    def larger_is_better(self) -> bool:
+        return self.name == "dot"
+
+    def normal_dim(self, f: int) -> int:
+        """Width of a split's normal vector: dot adds Bachrach's extra coordinate."""
+        return {"dot": f + 1, "hamming": 0}.get(self.name, f)
+
+    def stored_dtype(self) -> np.dtype:
+        return np.dtype("<u8") if self.is_hamming else np.dtype("<f4")
+
+    def stored_width(self, f: int) -> int:
+        return words_for_bits(f) if self.is_hamming else f
+
+    def store(self, x: np.ndarray) -> np.ndarray:
+        """Float32 rows as the index keeps them."""
+        return pack_bits(x) if self.is_hamming else np.ascontiguousarray(x, dtype="<f4")
+
+    def unstore(self, stored: np.ndarray, f: int) -> np.ndarray:
+        """Stored rows back to float32 vectors (hamming: 0/1)."""
+        if self.is_hamming:
+            return unpack_bits(stored, f).astype(np.float32)
+        return np.array(stored, dtype=np.float32)
+
+    def tree_space(self, stored: np.ndarray, f: int) -> np.ndarray:
+        """Rows in the space the trees split: unit vectors for angular, augmented for dot."""
+        if self.is_hamming:
+            return unpack_bits(stored, f)
+        x = np.asarray(stored, dtype=np.float32)
+        if self.name == "angular":
+            return _normalize(x)
+        if self.name == "dot":
+            # Bachrach et al.: append sqrt(M^2 - |x|^2) so inner-product order becomes angular order.
+            sq = np.einsum("ij,ij->i", x, x, dtype=np.float32)
+            extra = np.sqrt(np.maximum(sq.max(initial=0.0) - sq, 0.0)).astype(np.float32)
+            return _normalize(np.hstack([x, extra[:, None]]))
+        return np.ascontiguousarray(x)
+
+    def query_space(self, q: np.ndarray, f: int) -> np.ndarray:
+        """Queries in the space margins are taken in (hamming: 0/1 bits as uint8)."""
+        if self.is_hamming:
+            return (q > 0.5).astype(np.uint8)
+        return q
+
+    # -- splits -----------------------------------------------------------------------------
+    def centroid_distance(self, x: np.ndarray, c: np.ndarray) -> np.ndarray:
+        """Distance used by two-means: L1 for manhattan, squared L2 otherwise (last axis)."""
+        d = x - c
+        if self.name == "manhattan":
+            return np.abs(d).sum(axis=-1)
+        return np.einsum("...i,...i->...", d, d)
+
+    def plane(self, p: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Normal and offset of the plane midway between centroids ``p`` and ``q`` (rows)."""
+        v = _normalize((p - q).astype(np.float32))
+        if self.has_offset:
+            a = -np.einsum("ij,ij->i", v, (p + q) * 0.5)
+        else:
+            a = np.zeros(len(v), dtype=np.float32)
+        return v, a.astype(np.float32)
+
+    def margins(
+        self, x: np.ndarray, normals: np.ndarray, offsets: np.ndarray
+    ) -> np.ndarray:
+        """Signed margins of rows ``x`` (..., d) against matching planes (..., normal_dim).
+
+        For hamming the margin is the bit at the split's dimension (stored in ``offsets``).
+        Dot queries have 0 in the extra coordinate, so only the first ``d`` weights count.
+        """
+        if self.is_hamming:
+            dims = offsets.astype(np.int64)
+            return np.take_along_axis(x, dims[..., None], axis=-1)[..., 0].astype(np.float32)
+        d = x.shape[-1]
+        m = np.einsum("...i,...i->...", x, normals[..., :d], dtype=np.float32)
+        if self.has_offset:
+            m = m + offsets
+        return m
+
+    def child_priority(
+        self, parent: np.ndarray, margin: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Priorities of children 0 and 1 (annoy's pq_distance)."""
+        if self.is_hamming:
+            bit = margin > 0.5
+            return parent - bit, parent - ~bit
+        return np.minimum(parent, -margin), np.minimum(parent, margin)
+
+    @property
+    def root_priority(self) -> float:
+        return 0.0 if self.is_hamming else np.inf
+
+    # -- distances ----------------------------------------------------------------------------
+    def rank(
+        self,
+        q: np.ndarray,
+        cand: np.ndarray,
+        q_sqnorm: np.ndarray | None,
+        cand_sqnorm: np.ndarray | None,
+    ) -> np.ndarray:
+        """Distance that orders candidates (smaller is better).
+
+        ``q`` is (B, w) and ``cand`` (B, M, w) stored rows; squared norms are given for
+        angular and euclidean so the inner product can do the work.
+        """
+        if self.is_hamming:
+            return np.bitwise_count(cand ^ q[:, None, :]).sum(axis=-1, dtype=np.int64).astype(
+                np.float32
+            )
+        if self.name == "manhattan":
+            return np.abs(cand - q[:, None, :]).sum(axis=-1, dtype=np.float32)
+        dots = np.einsum("bmi,bi->bm", cand, q, dtype=np.float32)
+        if self.name == "dot":
+            return -dots
+        if self.name == "euclidean":
+            return np.maximum(q_sqnorm[:, None] + cand_sqnorm - 2 * dots, 0)
+        pq = q_sqnorm[:, None] * cand_sqnorm
+        with np.errstate(divide="ignore", invalid="ignore"):
+            d = 2 - 2 * dots / np.sqrt(pq)
+        return np.where(pq > 0, np.maximum(d, 0), np.float32(2)).astype(np.float32)
+
+    def exact(self, q: np.ndarray, cand: np.ndarray) -> np.ndarray:
+        """Rank distance recomputed directly (no norm expansion) for the few finalists."""
+        if self.name == "euclidean":
+            d = cand - q[:, None, :]
+            return np.einsum("bmi,bmi->bm", d, d, dtype=np.float32)
+        if self.name == "angular":
+            qq = np.einsum("bi,bi->b", q, q, dtype=np.float32)
+            cc = np.einsum("bmi,bmi->bm", cand, cand, dtype=np.float32)
+            return self.rank(q, cand, qq, cc)
+        return self.rank(q, cand, None, None)
+
+    def returned(self, rank: np.ndarray) -> np.ndarray:
+        """Annoy's reported distance from the rank distance."""
+        if self.name in ("angular", "euclidean"):
+            return np.sqrt(np.maximum(rank, 0))
+        if self.name == "dot":
+            return -rank
+        return rank
+
+    @property
+    def needs_sqnorm(self) -> bool:
+        return self.name in ("angular", "euclidean")
+
+
+BY_NAME = {name: Metric(name) for name in METRICS}
+
+
+def get_metric(name: object) -> Metric:
+    """Look up a metric by name, with a clear error listing the valid ones."""
+    if not isinstance(name, str) or name not in BY_NAME:
+        valid = ", ".join(repr(m) for m in METRICS)
+        raise ValueError(f"'metric' must be one of {valid} (got {name!r})")
+    return BY_NAME[name]

@@ -1,0 +1,449 @@
+"""annoy_adapters.gensim.AnnoyIndexer, exercised through gensim's own API.
+
+Models are trained once per module on gensim's bundled Lee corpus: small (32-d, a few epochs),
+seeded and single-threaded, so they are identical on every run.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from typing import Any
+
+import numpy as np
+import pytest
+
+gensim = pytest.importorskip("gensim")
+
+from gensim.models import Doc2Vec, FastText, KeyedVectors, Word2Vec  # noqa: E402
+from gensim.models.doc2vec import TaggedDocument  # noqa: E402
+from gensim.test.utils import common_texts, datapath  # noqa: E402
+from gensim.utils import simple_preprocess  # noqa: E402
+
+import annoy_adapters  # noqa: E402
+from annoy_adapters import AnnoyIndex, IndexFileError  # noqa: E402
+from annoy_adapters.gensim import AnnoyIndexer, UnsupportedModelError  # noqa: E402
+
+# Approximate top-5 must equal gensim's exact top-5 (as sets) for at least TOP5_RATE of
+# N_SAMPLE sampled keys, with NUM_TREES trees and the default search_k.
+TOP5_RATE = 0.95
+N_SAMPLE = 200
+NUM_TREES = 10
+
+
+@pytest.fixture(scope="module")
+def lee_docs() -> list[list[str]]:
+    with open(datapath("lee_background.cor"), encoding="latin-1") as fh:
+        return [simple_preprocess(line) for line in fh]
+
+
+@pytest.fixture(scope="module")
+def w2v(lee_docs: list[list[str]]) -> Word2Vec:
+    return Word2Vec(lee_docs, vector_size=32, min_count=3, seed=1, workers=1, epochs=5)
+
+
+@pytest.fixture(scope="module")
+def fasttext(lee_docs: list[list[str]]) -> FastText:
+    return FastText(lee_docs, vector_size=32, min_count=3, seed=1, workers=1, epochs=2, bucket=5000)
+
+
+@pytest.fixture(scope="module")
+def d2v(lee_docs: list[list[str]]) -> Doc2Vec:
+    tagged = [TaggedDocument(words, [i]) for i, words in enumerate(lee_docs)]
+    return Doc2Vec(tagged, vector_size=32, min_count=3, seed=1, workers=1, epochs=5)
+
+
+@pytest.fixture(scope="module")
+def kv_text() -> KeyedVectors:
+    # gensim's own fixture: 1762 words x 10 dims in word2vec text format.
+    return KeyedVectors.load_word2vec_format(datapath("lee_fasttext.vec"))
+
+
+@pytest.fixture(scope="module")
+def models(w2v: Word2Vec, fasttext: FastText, d2v: Doc2Vec, kv_text: KeyedVectors) -> dict:
+    return {"word2vec": w2v, "fasttext": fasttext, "doc2vec": d2v, "keyedvectors": kv_text}
+
+
+def _kv(model: Any) -> KeyedVectors:
+    if isinstance(model, Doc2Vec):
+        return model.dv
+    return model.wv if isinstance(model, Word2Vec) else model
+
+
+@pytest.fixture(scope="module")
+def indexers(models: dict) -> dict:
+    return {name: AnnoyIndexer(m, NUM_TREES, seed=7) for name, m in models.items()}
+
+
+MODEL_NAMES = ["word2vec", "fasttext", "doc2vec", "keyedvectors"]
+
+
+def _sample(kv: KeyedVectors, n: int = N_SAMPLE) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    return rng.choice(len(kv), size=min(n, len(kv)), replace=False)
+
+
+# -- construction -------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_indexes_the_right_vectors(name: str, models: dict, indexers: dict) -> None:
+    kv, indexer = _kv(models[name]), indexers[name]
+    assert indexer.labels == list(kv.index_to_key)
+    assert indexer.index.f == kv.vector_size == indexer.vector_size
+    assert indexer.num_trees == NUM_TREES == indexer.index.get_n_trees()
+    assert indexer.index.metric == "angular"
+    assert indexer.model is models[name]
+    assert len(indexer) == len(kv)
+
+
+def test_num_trees_none_builds_automatically(kv_text: KeyedVectors) -> None:
+    indexer = AnnoyIndexer(kv_text, seed=1)
+    assert indexer.num_trees == indexer.index.get_n_trees() >= 1
+    assert AnnoyIndexer(kv_text, -1, seed=1).num_trees == indexer.num_trees
+
+
+def test_seed_makes_the_build_repeatable(kv_text: KeyedVectors) -> None:
+    a = AnnoyIndexer(kv_text, 3, seed=5, n_jobs=1)
+    b = AnnoyIndexer(kv_text, 3, seed=5, n_jobs=1)
+    v = kv_text.get_normed_vectors()[:50]
+    for row in v:
+        assert a.most_similar(row, 8) == b.most_similar(row, 8)
+
+
+def test_empty_indexer_then_nothing_built() -> None:
+    indexer = AnnoyIndexer()
+    assert indexer.index is None and indexer.labels is None and len(indexer) == 0
+    with pytest.raises(RuntimeError, match="empty"):
+        indexer.most_similar(np.zeros(3, np.float32), 1)
+    with pytest.raises(RuntimeError, match="empty"):
+        indexer.save("never-written.idx")
+    assert not os.path.exists("never-written.idx")
+
+
+@pytest.mark.parametrize("bad", [object(), "word2vec.model", np.zeros((3, 4)), {"a": [1.0]}])
+def test_unsupported_model_is_a_clear_error(bad: object) -> None:
+    with pytest.raises(UnsupportedModelError, match=type(bad).__qualname__) as err:
+        AnnoyIndexer(bad, 2)
+    # gensim raised ValueError here; the error is also a TypeError.
+    assert isinstance(err.value, ValueError) and isinstance(err.value, TypeError)
+    assert "'model'" in str(err.value)
+
+
+def test_empty_model_is_rejected() -> None:
+    with pytest.raises(ValueError, match="no vectors"):
+        AnnoyIndexer(KeyedVectors(vector_size=4), 2)
+
+
+@pytest.mark.parametrize("bad", [0, -2, 2.5, "10", True])
+def test_bad_num_trees(bad: object, kv_text: KeyedVectors) -> None:
+    with pytest.raises(ValueError, match=rf"'num_trees'.*\(got {bad!r}\)"):
+        AnnoyIndexer(kv_text, bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bad", [0, -5, 1.5, None, False])
+def test_bad_search_k(bad: object, kv_text: KeyedVectors) -> None:
+    with pytest.raises(ValueError, match=r"'search_k'"):
+        AnnoyIndexer(kv_text, 2, search_k=bad)  # type: ignore[arg-type]
+    indexer = AnnoyIndexer()
+    with pytest.raises(ValueError, match=r"'search_k'"):
+        indexer.search_k = bad  # type: ignore[assignment]
+
+
+# -- queries ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_each_vector_finds_itself_first(name: str, models: dict, indexers: dict) -> None:
+    kv, indexer = _kv(models[name]), indexers[name]
+    normed = kv.get_normed_vectors()
+    for i in _sample(kv, 100):
+        key, sim = indexer.most_similar(normed[i], 1)[0]
+        assert key == kv.index_to_key[i]
+        assert type(key) is type(kv.index_to_key[i])
+        assert sim == pytest.approx(1.0, abs=1e-4)
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_approximate_top5_matches_exact(name: str, models: dict, indexers: dict) -> None:
+    kv, indexer = _kv(models[name]), indexers[name]
+    normed = kv.get_normed_vectors()
+    same = 0
+    keys = _sample(kv)
+    for i in keys:
+        approx = kv.most_similar([normed[i]], topn=5, indexer=indexer)
+        exact = kv.most_similar([normed[i]], topn=5)
+        same += {k for k, _ in approx} == {k for k, _ in exact}
+        # The similarities are cosines: they agree with gensim's exact values.
+        exact_sims = dict(exact)
+        for k, s in approx:
+            if k in exact_sims:
+                assert s == pytest.approx(exact_sims[k], abs=1e-4)
+    rate = same / len(keys)
+    assert rate >= TOP5_RATE, f"{name}: top-5 agreement {rate:.3f} < {TOP5_RATE}"
+
+
+def test_search_k_trades_recall(kv_text: KeyedVectors) -> None:
+    normed = kv_text.get_normed_vectors()
+    keys = _sample(kv_text)
+
+    def recall(indexer: AnnoyIndexer) -> float:
+        hits = 0
+        for i in keys:
+            approx = {k for k, _ in indexer.most_similar(normed[i], 10)}
+            exact = {k for k, _ in kv_text.most_similar([normed[i]], topn=10)}
+            hits += len(approx & exact)
+        return hits / (10 * len(keys))
+
+    full = AnnoyIndexer(kv_text, NUM_TREES, seed=7)
+    tiny = AnnoyIndexer(kv_text, NUM_TREES, seed=7, search_k=10)
+    assert recall(tiny) < recall(full)
+    assert recall(full) >= 0.95
+
+
+def test_word_queries_through_keyedvectors(w2v: Word2Vec, indexers: dict) -> None:
+    indexer = indexers["word2vec"]
+    result = w2v.wv.most_similar("government", topn=5, indexer=indexer)
+    assert len(result) == 5
+    assert all(isinstance(k, str) and isinstance(s, float) for k, s in result)
+    # gensim hands the indexer's answer back unfiltered: the query word itself comes first.
+    assert result[0][0] == "government"
+    sims = [s for _, s in result]
+    assert sims == sorted(sims, reverse=True)
+    # Analogy-style queries: the indexer answers for gensim's mean of the unit vectors.
+    analogy = w2v.wv.most_similar(
+        positive=["police", "minister"], negative=["fire"], topn=8, indexer=indexer
+    )
+    mean = w2v.wv.get_mean_vector(
+        ["police", "minister", "fire"],
+        weights=[1, 1, -1],
+        pre_normalize=True,
+        post_normalize=True,
+    )
+    assert analogy == indexer.most_similar(mean, 8)
+
+
+def test_document_queries_through_dv(d2v: Doc2Vec, indexers: dict) -> None:
+    indexer = indexers["doc2vec"]
+    result = d2v.dv.most_similar(3, topn=4, indexer=indexer)
+    assert [type(k) for k, _ in result] == [int] * 4
+    assert result[0][0] == 3
+    exact = d2v.dv.most_similar([d2v.dv.get_vector(3, norm=True)], topn=4)
+    assert [k for k, _ in result] == [k for k, _ in exact]
+
+
+def test_string_document_tags(lee_docs: list[list[str]]) -> None:
+    tagged = [TaggedDocument(w, [f"doc-{i}"]) for i, w in enumerate(lee_docs[:60])]
+    model = Doc2Vec(tagged, vector_size=16, min_count=2, seed=1, workers=1, epochs=2)
+    indexer = AnnoyIndexer(model, 4, seed=1)
+    assert model.dv.most_similar("doc-5", topn=1, indexer=indexer)[0][0] == "doc-5"
+
+
+def test_topn_none_bypasses_the_indexer(kv_text: KeyedVectors, indexers: dict) -> None:
+    # gensim only asks the indexer for an int topn; topn=None returns all exact similarities.
+    v = kv_text.get_normed_vectors()[0]
+    approx = kv_text.most_similar([v], topn=None, indexer=indexers["keyedvectors"])
+    exact = kv_text.most_similar([v], topn=None)
+    np.testing.assert_array_equal(approx, exact)
+    assert len(approx) == len(kv_text)
+
+
+def test_num_neighbors_edges(kv_text: KeyedVectors) -> None:
+    small = KeyedVectors(vector_size=3)
+    small.add_vectors(["a", "b", "c"], np.eye(3, dtype=np.float32))
+    indexer = AnnoyIndexer(small, 2, seed=1)
+    assert indexer.most_similar(np.array([1, 0, 0], np.float32), 0) == []
+    got = indexer.most_similar(np.array([1, 0.1, 0], np.float32), 10)
+    assert [k for k, _ in got][:1] == ["a"] and len(got) == 3
+    for bad in (-1, 1.5, True, "3"):
+        with pytest.raises(ValueError, match=r"'num_neighbors'"):
+            indexer.most_similar(np.ones(3, np.float32), bad)  # type: ignore[arg-type]
+    for shape in [(2,), (1, 3), (4,)]:
+        with pytest.raises(ValueError, match=r"'vector'.*length 3"):
+            indexer.most_similar(np.ones(shape, np.float32), 1)
+
+
+def test_zero_vector_does_not_break_the_build() -> None:
+    kv = KeyedVectors(vector_size=3)
+    kv.add_vectors(["x", "y", "zero"], np.array([[1, 0, 0], [0, 1, 0], [0, 0, 0]], np.float32))
+    indexer = AnnoyIndexer(kv, 2, seed=1)
+    got = dict(indexer.most_similar(np.array([1, 0, 0], np.float32), 3))
+    assert got["x"] == pytest.approx(1.0, abs=1e-6)
+    assert got["zero"] == pytest.approx(0.0, abs=1e-6)  # distance sqrt(2): cosine 0
+
+
+# -- one file: save / load ----------------------------------------------------------------------
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_save_load_round_trip(name: str, models: dict, indexers: dict, tmp_path: Any) -> None:
+    kv, indexer = _kv(models[name]), indexers[name]
+    fname = tmp_path / "index.idx"
+    indexer.save(str(fname))
+    assert os.listdir(tmp_path) == ["index.idx"]  # one file, no .d/.dict sidecar
+
+    for loaded in (
+        AnnoyIndexer().load(fname),
+        AnnoyIndexer.load(str(fname)),
+        AnnoyIndexer.from_file(fname),
+    ):
+        assert isinstance(loaded, AnnoyIndexer) and loaded.model is None
+        assert loaded.labels == indexer.labels
+        assert [type(k) for k in loaded.labels[:5]] == [type(k) for k in kv.index_to_key[:5]]
+        assert loaded.index.f == indexer.index.f == kv.vector_size
+        assert loaded.num_trees == indexer.num_trees == NUM_TREES
+        assert loaded.search_k == indexer.search_k
+        v = kv.get_normed_vectors()[1]
+        assert loaded.most_similar(v, 5) == indexer.most_similar(v, 5)
+        assert kv.most_similar([v], topn=5, indexer=loaded) == indexer.most_similar(v, 5)
+
+
+def test_instance_load_fills_in_the_instance(kv_text: KeyedVectors, tmp_path: Any) -> None:
+    fname = tmp_path / "kv.idx"
+    AnnoyIndexer(kv_text, 3, seed=1, search_k=123).save(fname)
+    target = AnnoyIndexer(search_k=9)
+    assert target.load(fname=str(fname)) is target
+    assert target.search_k == 123  # the file's settings are restored
+    assert os.path.samefile(target.path, fname)
+
+
+def test_save_after_load_needs_no_model(kv_text: KeyedVectors, tmp_path: Any) -> None:
+    first = tmp_path / "first.idx"
+    AnnoyIndexer(kv_text, 4, seed=1).save(first)
+    loaded = AnnoyIndexer.load(first)
+    assert loaded.model is None
+    second = tmp_path / "second.idx"
+    loaded.save(second)
+    loaded.save(second)  # saving over the file that backs the index works too
+    again = AnnoyIndexer.load(second)
+    assert again.labels == list(kv_text.index_to_key)
+    assert again.num_trees == 4
+    v = kv_text.get_normed_vectors()[10]
+    assert again.most_similar(v, 5) == AnnoyIndexer.load(first).most_similar(v, 5)
+
+
+def test_mixed_document_tags_round_trip(tmp_path: Any) -> None:
+    tagged = [TaggedDocument(w, [i if i % 2 else f"doc{i}"]) for i, w in enumerate(common_texts)]
+    model = Doc2Vec(tagged, vector_size=8, min_count=1, seed=1, workers=1, epochs=2)
+    keys = list(model.dv.index_to_key)
+    assert {type(k) for k in keys} == {int, str}
+    indexer = AnnoyIndexer(model, 2, seed=1)
+    indexer.save(tmp_path / "mixed.idx")
+    loaded = AnnoyIndexer.load(tmp_path / "mixed.idx")
+    assert loaded.labels == keys
+    assert [type(k) for k in loaded.labels] == [type(k) for k in keys]
+    assert model.dv.most_similar("doc0", topn=1, indexer=loaded)[0][0] == "doc0"
+
+
+def test_missing_file_is_an_oserror(tmp_path: Any) -> None:
+    missing = tmp_path / "nope.idx"
+    with pytest.raises(FileNotFoundError):
+        AnnoyIndexer().load(missing)
+    with pytest.raises(OSError):  # gensim's callers catch IOError (== OSError)
+        AnnoyIndexer.load(str(missing))
+    with pytest.raises(FileNotFoundError):
+        AnnoyIndexer.from_file(missing)
+
+
+def test_not_an_index_file(tmp_path: Any) -> None:
+    junk = tmp_path / "junk.idx"
+    junk.write_bytes(b"this is not an index" * 10)
+    with pytest.raises(IndexFileError):
+        AnnoyIndexer.load(junk)
+
+
+# -- interoperability with the core and other writers -------------------------------------------
+def test_file_loads_in_annoy_index(d2v: Doc2Vec, indexers: dict, tmp_path: Any) -> None:
+    fname = tmp_path / "docs.idx"
+    indexers["doc2vec"].save(fname)
+    index = annoy_adapters.load(str(fname))
+    assert index.metric == "angular" and index.f == d2v.dv.vector_size
+    assert index.get_n_trees() == NUM_TREES
+    np.testing.assert_array_equal(index.labels, np.arange(len(d2v.dv)))
+    meta = index.metadata
+    assert meta["adapter"] == "gensim"
+    assert meta["gensim"]["num_trees"] == NUM_TREES
+    assert meta["gensim"]["key_type"] == "int"
+    assert meta["gensim"]["source"] == "Doc2Vec.dv"
+    ids, _ = index.query_items([0, 5], 1)
+    np.testing.assert_array_equal(ids[:, 0], [0, 5])
+    np.testing.assert_allclose(
+        index.get_item_vectors(np.arange(3)), d2v.dv.get_normed_vectors()[:3], atol=1e-6
+    )
+
+
+def test_plain_annoy_index_file_loads_with_ids_as_keys(tmp_path: Any) -> None:
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(300, 8)).astype(np.float32)
+    index = AnnoyIndex(8, "angular", seed=1)
+    index.add_items(X)
+    index.build(5)
+    index.save(str(tmp_path / "plain.idx"))
+    indexer = AnnoyIndexer.load(tmp_path / "plain.idx")
+    assert indexer.labels == list(range(300)) and indexer.num_trees == 5
+    key, sim = indexer.most_similar(X[42] / np.linalg.norm(X[42]), 1)[0]
+    assert key == 42 and type(key) is int and sim == pytest.approx(1.0, abs=1e-5)
+    indexer.save(tmp_path / "resaved.idx")  # no model, no labels in the source file
+    assert AnnoyIndexer.load(tmp_path / "resaved.idx").labels == list(range(300))
+
+
+def test_labelled_file_from_the_core_keeps_its_labels(tmp_path: Any) -> None:
+    X = np.random.default_rng(2).normal(size=(50, 4)).astype(np.float32)
+    index = AnnoyIndex(4, "angular", seed=1)
+    index.add_items(X)
+    index.set_labels([f"row{i}" for i in range(50)])
+    index.set_metadata({"adapter": "pandas", "pandas": {"columns": ["a", "b", "c", "d"]}})
+    index.build(3)
+    index.save(str(tmp_path / "rows.idx"))
+    indexer = AnnoyIndexer.load(tmp_path / "rows.idx")
+    assert indexer.most_similar(X[7], 1)[0][0] == "row7"
+    indexer.save(tmp_path / "rows2.idx")
+    meta = annoy_adapters.load(str(tmp_path / "rows2.idx")).metadata
+    assert meta["adapter"] == "gensim"
+    assert meta["pandas"] == {"columns": ["a", "b", "c", "d"]}  # other adapters' entries kept
+
+
+def test_non_angular_file_is_rejected(tmp_path: Any) -> None:
+    index = AnnoyIndex(4, "euclidean", seed=1)
+    index.add_items(np.eye(4, dtype=np.float32))
+    index.build(2)
+    index.save(str(tmp_path / "euclid.idx"))
+    with pytest.raises(ValueError, match=r"angular.*euclidean"):
+        AnnoyIndexer.load(tmp_path / "euclid.idx")
+
+
+def test_gensim_two_file_index_converts_without_its_pickle(w2v: Word2Vec, tmp_path: Any) -> None:
+    pytest.importorskip("annoy")
+    from gensim.similarities.annoy import AnnoyIndexer as GensimAnnoyIndexer
+
+    theirs = GensimAnnoyIndexer(w2v, 5)
+    fname = str(tmp_path / "gensim.ann")
+    theirs.save(fname)  # writes fname and the pickled fname + ".dict"
+    with pytest.raises(IndexFileError, match="from_annoy_file"):
+        AnnoyIndexer.load(fname)
+    ours = AnnoyIndexer.from_annoy_file(fname, w2v)
+    assert ours.labels == list(w2v.wv.index_to_key) and ours.num_trees == 5
+    for v in w2v.wv.get_normed_vectors()[:20]:
+        assert [k for k, _ in ours.most_similar(v, 5)] == [k for k, _ in theirs.most_similar(v, 5)]
+    ours.save(tmp_path / "one-file.idx")
+    assert AnnoyIndexer.load(tmp_path / "one-file.idx").labels == ours.labels
+    with pytest.raises(ValueError, match="keys"):
+        AnnoyIndexer.from_annoy_file(
+            fname, KeyedVectors.load_word2vec_format(datapath("lee_fasttext.vec"))
+        )
+
+
+# -- pickling -----------------------------------------------------------------------------------
+def test_pickle_in_memory(kv_text: KeyedVectors) -> None:
+    indexer = AnnoyIndexer(kv_text, 3, seed=1, search_k=500)
+    clone = pickle.loads(pickle.dumps(indexer))
+    assert clone.model is None  # the model is not pickled: it is not needed for queries
+    assert clone.labels == indexer.labels and clone.search_k == 500
+    v = kv_text.get_normed_vectors()[3]
+    assert clone.most_similar(v, 5) == indexer.most_similar(v, 5)
+
+
+def test_pickle_file_backed_carries_the_path(kv_text: KeyedVectors, tmp_path: Any) -> None:
+    indexer = AnnoyIndexer(kv_text, 3, seed=1)
+    in_memory = len(pickle.dumps(indexer))
+    indexer.save(tmp_path / "kv.idx")
+    blob = pickle.dumps(indexer)
+    assert len(blob) < in_memory / 10  # neither vectors nor keys travel
+    clone = pickle.loads(blob)
+    assert clone.labels == indexer.labels and clone.path == indexer.path
+    v = kv_text.get_normed_vectors()[3]
+    assert clone.most_similar(v, 5) == indexer.most_similar(v, 5)

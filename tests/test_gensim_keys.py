@@ -1,0 +1,59 @@
+"""Encoding gensim keys as core labels and back (annoy_adapters._gensim_keys)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from annoy_adapters._gensim_keys import decode_keys, encode_keys, key_kind
+
+
+def test_kinds() -> None:
+    assert key_kind(["a", np.str_("b")]) == "str"
+    assert key_kind([0, np.int64(5)]) == "int"
+    assert key_kind([0, "x"]) == "mixed"
+    assert key_kind([]) == "str"
+
+
+@pytest.mark.parametrize("bad", [1.5, ("a", 1), True, None, b"bytes"])
+def test_unsupported_key_type_names_it(bad: object) -> None:
+    with pytest.raises(TypeError, match=type(bad).__name__):
+        key_kind(["ok", bad])
+
+
+def test_int_keys_become_int64_labels() -> None:
+    labels, meta = encode_keys([3, 1, 2])
+    assert isinstance(labels, np.ndarray) and labels.dtype == np.int64
+    assert meta == {"key_type": "int"}
+    keys = decode_keys(labels, meta)
+    assert keys == [3, 1, 2] and all(type(k) is int for k in keys)
+
+
+def test_mixed_records_int_runs() -> None:
+    keys = [0, 1, 2, "a", "b", 7, "c"]
+    labels, meta = encode_keys(keys)
+    assert labels == ["0", "1", "2", "a", "b", "7", "c"]
+    assert meta == {"key_type": "mixed", "int_key_runs": [[0, 3], [5, 6]]}
+    assert decode_keys(np.asarray(labels, dtype=object), meta) == keys
+
+
+def test_mixed_collision_is_rejected() -> None:
+    with pytest.raises(ValueError, match=r"str\(k\)"):
+        encode_keys([3, "3"])
+
+
+def test_no_labels_means_ids() -> None:
+    assert decode_keys(None, None, n_items=4) == [0, 1, 2, 3]
+
+
+_key = st.one_of(st.integers(-(2**62), 2**62), st.text(min_size=1, max_size=8))
+
+
+@given(st.lists(_key, max_size=40, unique_by=lambda k: str(k)))
+def test_round_trip_keeps_values_and_types(keys: list[object]) -> None:
+    labels, meta = encode_keys(keys)
+    back = decode_keys(labels, meta, n_items=len(keys))
+    assert back == keys
+    assert [type(k) for k in back] == [type(k) for k in keys]
