@@ -214,13 +214,18 @@ def encode_labels(index: pd.Index) -> tuple[np.ndarray, dict[str, Any]]:
     }
     dtype = index.dtype
     if not isinstance(index, pd.MultiIndex) and isinstance(dtype, np.dtype):
-        if dtype.kind in "bi" or (dtype.kind == "u" and (len(index) == 0 or index.max() <= _INT64_MAX)):
+        if dtype.kind in "bi" or (
+            dtype.kind == "u" and (len(index) == 0 or index.max() <= _INT64_MAX)
+        ):
             codec["codec"] = "int"
             return index.to_numpy(dtype=np.int64), codec
     if (
         not isinstance(index, pd.MultiIndex)
         and not index.hasnans
-        and (index.inferred_type == "string" or (len(index) == 0 and pd.api.types.is_string_dtype(dtype)))
+        and (
+            index.inferred_type == "string"
+            or (len(index) == 0 and pd.api.types.is_string_dtype(dtype))
+        )
     ):
         codec["codec"] = "str"
         return index.to_numpy(dtype=object), codec

@@ -14,7 +14,9 @@ RANK = "rank"
 LabelTaker = Callable[[np.ndarray], pd.Index]
 
 
-def drop_self(ids: np.ndarray, dist: np.ndarray, self_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def drop_self(
+    ids: np.ndarray, dist: np.ndarray, self_ids: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Remove each row's own item from k+1 results, leaving k per row.
 
     Rows that don't contain themselves (ties among duplicates can push an item out

@@ -26,9 +26,7 @@ __all__ = [
 
 ColumnSpec = dict[str, Any]
 
-_HINT = (
-    "pass columns=[...] naming the numeric columns, or the one column holding a vector per row"
-)
+_HINT = "pass columns=[...] naming the numeric columns, or the one column holding a vector per row"
 
 
 def is_numeric(dtype: Any) -> bool:
@@ -160,14 +158,19 @@ def _arrow_vectors(s: pd.Series, name: Hashable) -> np.ndarray:
         )
     lengths = pc.list_value_length(arr).to_numpy(zero_copy_only=False)
     flat = pc.list_flatten(arr)
-    if not (pa.types.is_integer(flat.type) or pa.types.is_floating(flat.type)
-            or pa.types.is_boolean(flat.type)):
+    if not (
+        pa.types.is_integer(flat.type)
+        or pa.types.is_floating(flat.type)
+        or pa.types.is_boolean(flat.type)
+    ):
         raise TypeError(f"column {name!r} holds vectors of {flat.type}, not numbers")
     values = flat.cast(pa.float32()).to_numpy(zero_copy_only=False)
     return _stack_flat(values, lengths, s.index, name)
 
 
-def _stack_flat(values: np.ndarray, lengths: np.ndarray, index: pd.Index, name: Hashable) -> np.ndarray:
+def _stack_flat(
+    values: np.ndarray, lengths: np.ndarray, index: pd.Index, name: Hashable
+) -> np.ndarray:
     _check_lengths(lengths, index, name)
     x = values.reshape(len(lengths), int(lengths[0]))
     _check_finite(x, index, lambda c: name)

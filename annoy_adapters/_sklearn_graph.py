@@ -134,9 +134,7 @@ def put_self_first(
     return new_ind, new_dist
 
 
-def rows_equal_to_items(
-    X_chunk: np.ndarray, item_vectors: np.ndarray, metric: str
-) -> np.ndarray:
+def rows_equal_to_items(X_chunk: np.ndarray, item_vectors: np.ndarray, metric: str) -> np.ndarray:
     """Which query rows are the very samples stored under the same position.
 
     Parameters
@@ -199,9 +197,7 @@ def knn_graph(
 
     n_queries, k = ind.shape
     indptr = np.arange(0, n_queries * k + 1, k)
-    args = (
-        (np.ascontiguousarray(data, dtype=np.float64).ravel(), ind.ravel(), indptr),
-    )
+    args = ((np.ascontiguousarray(data, dtype=np.float64).ravel(), ind.ravel(), indptr),)
     shape = (n_queries, n_samples_fit)
     if sparse_interface == "sparray":
         return sparse.csr_array(*args, shape=shape)

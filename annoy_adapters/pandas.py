@@ -81,8 +81,10 @@ def _check_format(fmt: Any) -> str:
 
 
 def _check_search_k(search_k: Any) -> int:
-    if isinstance(search_k, bool) or not isinstance(search_k, numbers.Integral) or (
-        search_k < 1 and search_k != -1
+    if (
+        isinstance(search_k, bool)
+        or not isinstance(search_k, numbers.Integral)
+        or (search_k < 1 and search_k != -1)
     ):
         raise ValueError(f"'search_k' must be a positive int or -1 (got {search_k!r})")
     return int(search_k)
@@ -225,9 +227,7 @@ def _check_same_rows(idx: AnnoyIndex, index: pd.Index) -> None:
         )
 
 
-def _build_index(
-    x: np.ndarray, metric: str, n_trees: int | None, seed: int | None
-) -> AnnoyIndex:
+def _build_index(x: np.ndarray, metric: str, n_trees: int | None, seed: int | None) -> AnnoyIndex:
     idx = AnnoyIndex(x.shape[1], metric, seed=seed)
     idx.add_items(x)
     idx.build(DEFAULT_N_TREES if n_trees is None else n_trees)
@@ -250,8 +250,10 @@ def _query_vectors(data: Any, spec: ColumnSpec, f: int, where: str) -> tuple[np.
         x = frame_vectors(data, qspec)
         index = data.index
     elif isinstance(data, pd.Series) and is_vector_dtype(data.dtype):
-        x = frame_vectors(data.to_frame(), {"columns": [data.name if data.name is not None else 0],
-                                            "vector_column": True})
+        x = frame_vectors(
+            data.to_frame(),
+            {"columns": [data.name if data.name is not None else 0], "vector_column": True},
+        )
         index = data.index
     elif isinstance(data, pd.Series):
         if not is_numeric(data.dtype):
@@ -284,7 +286,9 @@ def _array_vectors(data: Any, where: str) -> np.ndarray:
     if x.ndim == 1:
         x = x[None, :]
     if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
-        raise ValueError(f"the query vectors must be a non-empty 1-d or 2-d array (got shape {x.shape})")
+        raise ValueError(
+            f"the query vectors must be a non-empty 1-d or 2-d array (got shape {x.shape})"
+        )
     bad = ~np.isfinite(x)
     if bad.any():
         r, c = np.argwhere(bad)[0]

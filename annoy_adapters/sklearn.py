@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from numbers import Integral
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -31,8 +31,7 @@ try:
     from sklearn.utils.validation import check_is_fitted, validate_data
 except ImportError as exc:  # pragma: no cover - exercised only without scikit-learn
     raise ImportError(
-        "annoy_adapters.sklearn needs scikit-learn and SciPy: "
-        'pip install "annoy-adapters[sklearn]"'
+        'annoy_adapters.sklearn needs scikit-learn and SciPy: pip install "annoy-adapters[sklearn]"'
     ) from exc
 
 from ._sklearn_graph import (
@@ -140,7 +139,7 @@ class AnnoyTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
     (6, 0.0)
     """
 
-    _parameter_constraints: dict = {
+    _parameter_constraints: ClassVar[dict] = {
         "n_neighbors": [Interval(Integral, 1, None, closed="left")],
         "mode": [StrOptions({"distance", "connectivity"})],
         "metric": [StrOptions(set(CORE_METRIC))],
@@ -207,9 +206,7 @@ class AnnoyTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         self.n_samples_fit_ = X.shape[0]
         self._n_features_out = self.n_samples_fit_
         # Norms of the float32 vectors the index holds, as a restored estimator sees them.
-        self._max_sq_norm = (
-            float(np.max(self._sq_norms(X))) if core_metric == "dot" else None
-        )
+        self._max_sq_norm = float(np.max(self._sq_norms(X))) if core_metric == "dot" else None
         return self
 
     def transform(self, X):
@@ -293,10 +290,10 @@ class AnnoyTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             n_neighbors = self.n_neighbors
         elif not isinstance(n_neighbors, Integral) or isinstance(n_neighbors, bool):
             raise TypeError(
-                "n_neighbors does not take %s value, enter integer value" % type(n_neighbors)
+                f"n_neighbors does not take {type(n_neighbors)} value, enter integer value"
             )
         elif n_neighbors <= 0:
-            raise ValueError("Expected n_neighbors > 0. Got %d" % n_neighbors)
+            raise ValueError(f"Expected n_neighbors > 0. Got {n_neighbors}")
         n_neighbors = int(n_neighbors)
 
         query_is_train = X is None

@@ -10,8 +10,12 @@ import os
 from ._errors import IndexFileError
 from ._index import AnnoyIndex
 from ._metrics import METRICS
+from ._parts import TreePart, assemble, build_trees, file_info
 
-__all__ = ["METRICS", "AnnoyIndex", "IndexFileError", "load"]
+__all__ = [
+    "METRICS", "AnnoyIndex", "IndexFileError", "TreePart", "assemble", "build_trees", "file_info",
+    "load",
+]
 
 
 def load(path: str | os.PathLike[str], prefault: bool = False) -> AnnoyIndex:

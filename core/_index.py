@@ -195,7 +195,7 @@ class AnnoyIndex:
         return True
 
     def build(self, n_trees: int, n_jobs: int = -1, *,
-              progress: Callable[[int, int], None] | None = None) -> bool:
+              progress: Callable[[int, int | None], None] | None = None) -> bool:
         """Build ``n_trees`` trees (-1: add trees until nodes reach about twice the items).
 
         ``n_jobs`` threads share the work; the result is the same for any ``n_jobs``.
@@ -218,7 +218,7 @@ class AnnoyIndex:
                 if self._verbose:
                     print(f"pass {done[0]}/{total} trees", file=sys.stderr)
                 if progress is not None:
-                    progress(done[0], total)
+                    progress(done[0], total if total > 0 else None)
 
             def grow(trees: range, total: int) -> Forest:
                 return build_trees(z, present, self._metric, trees, self.seed, self.leaf_size,
@@ -357,6 +357,27 @@ class AnnoyIndex:
         i = check.integer("i", i)
         ids, d = self.query_items([i], n, search_k)
         return self._as_lists(ids, d, include_distances)
+
+    def leaf_of(self, X: Any, tree: int = 0) -> np.ndarray:
+        """Leaf of tree ``tree`` that each row of ``X`` falls in, following its margins.
+
+        For diagnostics and figures: one vectorized descent of all rows, level by level.
+        A margin of exactly 0 goes to side 0.
+        """
+        forest = self._require_built("find leaves")
+        t = check.integer("tree", tree)
+        if not 0 <= t < forest.n_trees:
+            raise IndexError(f"'tree' must be in [0, {forest.n_trees}) (got {t})")
+        x = self._metric.query_space(check.float_matrix("X", X, self.f), self.f)
+        ref = np.full(len(x), forest.roots[t], np.int64)
+        rows = np.arange(len(x))
+        while True:
+            inner = np.flatnonzero(ref >= 0)
+            if not len(inner):
+                return -1 - ref
+            s = ref[inner]
+            m = self._metric.margins(x[rows[inner]], forest.normals[s], forest.offsets[s])
+            ref[inner] = forest.children[s, (m > 0).astype(np.int64)]
 
     # -- items ------------------------------------------------------------------------------
     def get_item_vector(self, i: int) -> list[float]:

@@ -65,16 +65,34 @@ def main() -> None:
     print(f"GridSearchCV(cv=3) over KNeighborsClassifier n_neighbors={grid}, cached graph\n")
 
     results = [
-        run("AnnoyTransformer", AnnoyTransformer(n_neighbors=k, random_state=0),
-            X_train, X_test, y_train, y_test, grid),
-        run("KNeighborsTransformer (exact)", KNeighborsTransformer(n_neighbors=k),
-            X_train, X_test, y_train, y_test, grid),
+        run(
+            "AnnoyTransformer",
+            AnnoyTransformer(n_neighbors=k, random_state=0),
+            X_train,
+            X_test,
+            y_train,
+            y_test,
+            grid,
+        ),
+        run(
+            "KNeighborsTransformer (exact)",
+            KNeighborsTransformer(n_neighbors=k),
+            X_train,
+            X_test,
+            y_train,
+            y_test,
+            grid,
+        ),
     ]
-    print(f"{'graph':32s} {'best k':>6s} {'cv acc':>7s} {'test acc':>8s} "
-          f"{'search s':>9s} {'score s':>8s}")
+    print(
+        f"{'graph':32s} {'best k':>6s} {'cv acc':>7s} {'test acc':>8s} "
+        f"{'search s':>9s} {'score s':>8s}"
+    )
     for r in results:
-        print(f"{r['name']:32s} {r['best_k']:6d} {r['cv']:7.4f} {r['accuracy']:8.4f} "
-              f"{r['fit']:9.2f} {r['score']:8.3f}")
+        print(
+            f"{r['name']:32s} {r['best_k']:6d} {r['cv']:7.4f} {r['accuracy']:8.4f} "
+            f"{r['fit']:9.2f} {r['score']:8.3f}"
+        )
     gap = 100 * (results[0]["accuracy"] - results[1]["accuracy"])
     print(f"\ntest accuracy, approximate minus exact: {gap:+.2f} points")
 

@@ -49,8 +49,10 @@ def main() -> None:
     # TSNE reads int(3 * perplexity + 1) neighbours per sample besides the sample itself.
     n_neighbors = int(3 * perplexity + 1)
     X, words = load_glove(n_words)
-    print(f"GloVe 6B 50d: {n_words} most frequent words, perplexity {perplexity}, "
-          f"{n_neighbors} neighbours per word\n")
+    print(
+        f"GloVe 6B 50d: {n_words} most frequent words, perplexity {perplexity}, "
+        f"{n_neighbors} neighbours per word\n"
+    )
 
     start = time.perf_counter()
     approx = AnnoyTransformer(n_neighbors=n_neighbors, metric="angular", random_state=0)
@@ -64,15 +66,21 @@ def main() -> None:
     k1 = n_neighbors + 1
     a = G_approx.indices.reshape(-1, k1)[:, 1:]
     e = G_exact.indices.reshape(-1, k1)[:, 1:]
-    recall = np.mean([len(np.intersect1d(x, y)) for x, y in zip(a, e)]) / n_neighbors
-    print(f"graph build  AnnoyTransformer      {t_approx:7.2f} s   recall@{n_neighbors} "
-          f"{recall:.3f}")
+    recall = np.mean([len(np.intersect1d(x, y)) for x, y in zip(a, e, strict=True)]) / n_neighbors
+    print(
+        f"graph build  AnnoyTransformer      {t_approx:7.2f} s   recall@{n_neighbors} {recall:.3f}"
+    )
     print(f"graph build  KNeighborsTransformer {t_exact:7.2f} s   (exact)\n")
 
     embeddings = {}
     for name, G in (("approximate", G_approx), ("exact", G_exact)):
-        tsne = TSNE(metric="precomputed", init="random", perplexity=perplexity,
-                    max_iter=max_iter, random_state=0)
+        tsne = TSNE(
+            metric="precomputed",
+            init="random",
+            perplexity=perplexity,
+            max_iter=max_iter,
+            random_state=0,
+        )
         start = time.perf_counter()
         embeddings[name] = tsne.fit_transform(G)
         elapsed = time.perf_counter() - start

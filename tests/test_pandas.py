@@ -65,9 +65,7 @@ def test_neighbors_tidy_shape_labels_and_exactness(df):
 def test_result_joins_groups_and_unstacks(df):
     out = df.annoy.neighbors(k=3, seed=1)
     joined = out.join(df, on="neighbor")
-    assert joined[df.columns].to_numpy() == pytest.approx(
-        df.loc[out["neighbor"]].to_numpy()
-    )
+    assert joined[df.columns].to_numpy() == pytest.approx(df.loc[out["neighbor"]].to_numpy())
     per_word = out.groupby(level="word")["distance"].mean()
     assert per_word.index.equals(df.index)
     flat = out.reset_index()
@@ -98,7 +96,9 @@ def test_metrics_pass_through(df):
     x = df.to_numpy()
     dist = np.linalg.norm(x[:, None] - x[None], axis=2)
     np.fill_diagonal(dist, np.inf)
-    assert euc["neighbor"].tolist() == df.index.to_numpy()[np.argsort(dist, 1)[:, :3]].ravel().tolist()
+    assert (
+        euc["neighbor"].tolist() == df.index.to_numpy()[np.argsort(dist, 1)[:, :3]].ravel().tolist()
+    )
 
 
 def test_multiindex_frame_keeps_levels():
@@ -252,8 +252,9 @@ def test_files_written_by_annoyindex_work(df, tmp_path):
     labelled.build(4)
     labelled.set_labels([f"L{i}" for i in range(N)])
     labelled.save(str(tmp_path / "labelled.annoy"))
-    out = df.iloc[:10].annoy.query(df.iloc[:3], k=1, index=tmp_path / "labelled.annoy",
-                                   search_k=EXACT)
+    out = df.iloc[:10].annoy.query(
+        df.iloc[:3], k=1, index=tmp_path / "labelled.annoy", search_k=EXACT
+    )
     assert out["neighbor"].tolist() == ["L0", "L1", "L2"]
 
 
@@ -297,25 +298,49 @@ def test_neighbors_with_an_index_of_other_rows_is_refused(df, tmp_path):
 @pytest.mark.parametrize(
     ("frame", "kwargs", "error", "match"),
     [
-        (pd.DataFrame({"a": [1.0, 2.0], "w": ["x", "y"]}), {}, TypeError,
-         "column 'w' has dtype str, not numeric"),
-        (pd.DataFrame({"a": [1.0, np.nan, 3.0]}, index=["x", "y", "z"]), {}, ValueError,
-         r"column 'a' has a missing value \(NaN\) at row 'y' \(position 1\)"),
+        (
+            pd.DataFrame({"a": [1.0, 2.0], "w": ["x", "y"]}),
+            {},
+            TypeError,
+            "column 'w' has dtype str, not numeric",
+        ),
+        (
+            pd.DataFrame({"a": [1.0, np.nan, 3.0]}, index=["x", "y", "z"]),
+            {},
+            ValueError,
+            r"column 'a' has a missing value \(NaN\) at row 'y' \(position 1\)",
+        ),
         (pd.DataFrame({"a": [1.0, np.inf]}), {}, ValueError, "non-finite value"),
         (pd.DataFrame({"a": pd.array([1, None], dtype="Int64")}), {}, ValueError, "column 'a'"),
-        (pd.DataFrame({"v": [[1.0, 2.0], [1.0]]}, index=["p", "q"]), {}, ValueError,
-         r"different lengths: row 'q' \(position 1\) has 1 values"),
-        (pd.DataFrame({"v": [[1.0, 2.0], None]}, index=["p", "q"]), {}, ValueError,
-         r"column 'v' has a missing vector at row 'q'"),
+        (
+            pd.DataFrame({"v": [[1.0, 2.0], [1.0]]}, index=["p", "q"]),
+            {},
+            ValueError,
+            r"different lengths: row 'q' \(position 1\) has 1 values",
+        ),
+        (
+            pd.DataFrame({"v": [[1.0, 2.0], None]}, index=["p", "q"]),
+            {},
+            ValueError,
+            r"column 'v' has a missing vector at row 'q'",
+        ),
         (pd.DataFrame({"v": [[1.0, 2.0], 3.0]}), {}, TypeError, "row 1 .*holds float 3.0"),
-        (pd.DataFrame({"v": [[1.0, "b"], [1.0, 2.0]]}), {}, TypeError,
-         "vectors of numbers; row 0"),
+        (pd.DataFrame({"v": [[1.0, "b"], [1.0, 2.0]]}), {}, TypeError, "vectors of numbers; row 0"),
         (pd.DataFrame({"v": ["ab", "cd"]}, dtype=object), {}, TypeError, "holds str 'ab'"),
         (pd.DataFrame({"v": [[np.nan, 1.0], [1.0, 1.0]]}), {}, ValueError, "missing value"),
         (pd.DataFrame({"a": np.ones(0)}), {}, ValueError, "the frame is empty"),
-        (pd.DataFrame({"a": [1.0, 2.0]}), {"columns": ["zz"]}, KeyError,
-         r"columns \['zz'\] are not in the frame"),
-        (pd.DataFrame({"a": [1.0, 2.0]}), {"k": 0}, ValueError, r"'k' must be a positive int \(got 0\)"),
+        (
+            pd.DataFrame({"a": [1.0, 2.0]}),
+            {"columns": ["zz"]},
+            KeyError,
+            r"columns \['zz'\] are not in the frame",
+        ),
+        (
+            pd.DataFrame({"a": [1.0, 2.0]}),
+            {"k": 0},
+            ValueError,
+            r"'k' must be a positive int \(got 0\)",
+        ),
         (pd.DataFrame({"a": [1.0, 2.0]}), {"k": 2}, ValueError, r"'k' must be at most 1"),
         (pd.DataFrame({"a": [1.0, 2.0]}), {"k": 1, "format": "long"}, ValueError, "'format'"),
         (pd.DataFrame({"a": [1.0, 2.0]}), {"k": 1, "index": 3}, TypeError, "'index' must be"),

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
+import sklearn
+from sklearn.exceptions import NotFittedError
+from sklearn.neighbors import KNeighborsTransformer, NearestNeighbors
 
-pytest.importorskip("sklearn")
-
-import scipy.sparse as sp  # noqa: E402
-import sklearn  # noqa: E402
-from sklearn.exceptions import NotFittedError  # noqa: E402
-from sklearn.neighbors import KNeighborsTransformer, NearestNeighbors  # noqa: E402
-
-from annoy_adapters.sklearn import AnnoyTransformer  # noqa: E402
+from annoy_adapters.sklearn import AnnoyTransformer
 
 METRICS = ["euclidean", "sqeuclidean", "manhattan", "angular", "cosine", "dot", "hamming"]
 
@@ -103,11 +100,13 @@ def test_transform_of_new_data_has_no_forced_self():
     ],
 )
 def test_matches_exact_knn_on_small_data(metric, sk_metric):
-    # With many trees the forest search is effectively exhaustive on 150 samples: the
+    # search_k = n_trees * n_samples visits every leaf, so the search is exhaustive: the
     # graph must equal scikit-learn's exact one up to float32 rounding and distance ties.
     X = _data(metric, n=150)
     Xq = _data(metric, n=30, seed=9)
-    ann = AnnoyTransformer(n_neighbors=5, metric=metric, n_trees=50, random_state=0).fit(X)
+    ann = AnnoyTransformer(
+        n_neighbors=5, metric=metric, n_trees=5, search_k=750, random_state=0
+    ).fit(X)
     exact = KNeighborsTransformer(n_neighbors=5, metric=sk_metric).fit(X)
     for query in (X, Xq):
         Ga, Ge = ann.transform(query), exact.transform(query)
@@ -138,20 +137,23 @@ def test_angular_distance_is_annoys_and_cosine_is_one_minus_cos():
 def test_dot_orders_by_inner_product():
     X = _data("dot", n=200)
     Xq = _data("dot", n=20, seed=4)
-    est = AnnoyTransformer(n_neighbors=5, metric="dot", n_trees=50, random_state=0).fit(X)
+    est = AnnoyTransformer(
+        n_neighbors=5, metric="dot", n_trees=5, search_k=1000, random_state=0
+    ).fit(X)
     dist, ind = est.kneighbors(Xq)
     top = np.argsort(-(Xq @ X.T), axis=1, kind="stable")[:, :5]
     assert (ind == top).mean() > 0.95
     assert np.all(np.diff(dist, axis=1) >= 0) and np.all(dist >= 0)
     M2 = np.max(np.sum(X * X, axis=1))
-    expected = np.sqrt(np.sum(Xq * Xq, axis=1)[:, None] + M2 - 2 * np.take_along_axis(
-        Xq @ X.T, ind, axis=1))
+    expected = np.sqrt(
+        np.sum(Xq * Xq, axis=1)[:, None] + M2 - 2 * np.take_along_axis(Xq @ X.T, ind, axis=1)
+    )
     np.testing.assert_allclose(dist, expected, rtol=1e-4, atol=1e-4)
 
 
 def test_kneighbors_none_excludes_self_like_sklearn():
     X = _data("euclidean", n=100)
-    est = AnnoyTransformer(n_neighbors=4, n_trees=50, random_state=0).fit(X)
+    est = AnnoyTransformer(n_neighbors=4, n_trees=5, search_k=500, random_state=0).fit(X)
     dist, ind = est.kneighbors()
     assert ind.shape == (100, 4) and dist.shape == (100, 4)
     assert not np.any(ind == np.arange(100)[:, None])
@@ -257,7 +259,7 @@ def test_n_neighbors_larger_than_fitted_samples():
         est.transform(X)  # distance mode needs n_neighbors + 1
     with pytest.raises(ValueError, match="Expected n_neighbors < n_samples_fit"):
         est.kneighbors(n_neighbors=5)
-    with pytest.raises(ValueError, match="Expected n_neighbors > 0. Got 0"):
+    with pytest.raises(ValueError, match=r"Expected n_neighbors > 0\. Got 0"):
         est.kneighbors(X, n_neighbors=0)
     with pytest.raises(TypeError, match="enter integer value"):
         est.kneighbors(X, n_neighbors=2.5)

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
-pytest.importorskip("sklearn")
-
-from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
-
-from annoy_adapters.sklearn import AnnoyTransformer  # noqa: E402
+from annoy_adapters.sklearn import AnnoyTransformer
 
 # Checks that are expected to fail, with the reason; kept empty unless a check tests
 # something an approximate neighbours transformer cannot provide.

@@ -1,4 +1,4 @@
-"""AnnoyTransformer inside scikit-learn's own estimators, next to the exact KNeighborsTransformer."""
+"""AnnoyTransformer inside scikit-learn's estimators, next to the exact KNeighborsTransformer."""
 
 from __future__ import annotations
 
@@ -7,22 +7,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-pytest.importorskip("sklearn")
-
-from sklearn.cluster import DBSCAN, SpectralClustering  # noqa: E402
-from sklearn.datasets import load_digits, make_blobs, make_regression, make_swiss_roll  # noqa: E402
-from sklearn.manifold import TSNE, Isomap, trustworthiness  # noqa: E402
-from sklearn.metrics import adjusted_rand_score, r2_score  # noqa: E402
-from sklearn.model_selection import GridSearchCV, train_test_split  # noqa: E402
-from sklearn.neighbors import (  # noqa: E402
+from sklearn.cluster import DBSCAN, SpectralClustering
+from sklearn.datasets import load_digits, make_blobs, make_regression, make_swiss_roll
+from sklearn.manifold import TSNE, Isomap, trustworthiness
+from sklearn.metrics import adjusted_rand_score, r2_score
+from sklearn.model_selection import GridSearchCV, train_test_split
+from sklearn.neighbors import (
     KNeighborsClassifier,
     KNeighborsRegressor,
     KNeighborsTransformer,
 )
-from sklearn.pipeline import Pipeline, make_pipeline  # noqa: E402
+from sklearn.pipeline import Pipeline, make_pipeline
 
-from annoy_adapters.sklearn import AnnoyTransformer  # noqa: E402
+from annoy_adapters.sklearn import AnnoyTransformer
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +85,10 @@ def test_tsne_on_precomputed_graph(digits_split):
         ("exact", KNeighborsTransformer(n_neighbors=n_neighbors)),
     ):
         tsne = TSNE(
-            metric="precomputed", init="random", perplexity=perplexity, max_iter=250,
+            metric="precomputed",
+            init="random",
+            perplexity=perplexity,
+            max_iter=250,
             random_state=0,
         )
         embeddings[name] = make_pipeline(transformer, tsne).fit_transform(X)
@@ -142,8 +142,6 @@ def test_knn_regressor_pipeline():
         ("annoy", AnnoyTransformer(n_neighbors=7, random_state=0)),
         ("exact", KNeighborsTransformer(n_neighbors=7)),
     ):
-        pipe = make_pipeline(
-            transformer, KNeighborsRegressor(n_neighbors=7, metric="precomputed")
-        )
+        pipe = make_pipeline(transformer, KNeighborsRegressor(n_neighbors=7, metric="precomputed"))
         scores[name] = r2_score(y_test, pipe.fit(X_train, y_train).predict(X_test))
     assert abs(scores["annoy"] - scores["exact"]) < 0.02, scores
