@@ -69,7 +69,7 @@ class _Chunk:
         q = z[self.perm[start + i1]].astype(np.float32)
         j = np.arange(SAMPLE, dtype=np.uint64)[None, :]
         pos = rng.below(self._key(nodes[:, None], _SAMPLE_P, attempt, j), ln[:, None])
-        s = z[self.perm[start[:, None] + pos]].astype(np.float32)  # (A, SAMPLE, d)
+        s = np.take(z, self.perm[start[:, None] + pos], axis=0).astype(np.float32)  # (A, SAMPLE, d)
         for _ in range(STEPS):
             to_p = (
                 self.metric.centroid_distance(s, p[:, None, :])
@@ -102,16 +102,18 @@ class _Chunk:
         pos = _ranges(self.start[nodes], self.len[nodes])
         owner = np.repeat(np.arange(len(nodes)), self.len[nodes])
         side = np.empty(len(pos), bool)
+        items = self.perm[pos]
         for b in range(0, len(pos), BLOCK):
             sl = slice(b, b + BLOCK)
-            x, o = self.z[self.perm[pos[sl]]], owner[sl]
-            m = self.metric.margins(x, normals[o], offsets[o])
+            # np.take gathers rows several times faster than fancy indexing
+            x, o = np.take(self.z, items[sl], axis=0), owner[sl]
+            m = self.metric.margins(x, np.take(normals, o, axis=0), offsets[o])
             side[sl] = m > 0
             if not self.metric.is_hamming:
                 tie = np.flatnonzero(m == 0)
                 if len(tie):  # annoy flips a coin on the plane
                     nodes_t = nodes[o[tie]]
-                    flip = self._key(nodes_t, _FLIP, self.perm[pos[sl]][tie]) & np.uint64(1)
+                    flip = self._key(nodes_t, _FLIP, items[sl][tie]) & np.uint64(1)
                     side[sl][tie] = flip.astype(bool)
         ones = np.bincount(owner, weights=side, minlength=len(nodes)).astype(np.int64)
         return side, ones

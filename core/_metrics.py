@@ -170,7 +170,7 @@ class Metric:
             )
         if self.name == "manhattan":
             return np.abs(cand - q[:, None, :]).sum(axis=-1, dtype=np.float32)
-        dots = np.einsum("bmi,bi->bm", cand, q, dtype=np.float32)
+        dots = np.matmul(cand, q[:, :, None].astype(np.float32))[..., 0]
         if self.name == "dot":
             return -dots
         if self.name == "euclidean":

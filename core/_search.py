@@ -99,7 +99,7 @@ def collect_leaves(
         s_pri = fr_pri[rows, sel]
         fr_pri[rows, sel] = np.where(s_ok, NEG, s_pri)
         qb = np.broadcast_to(q[live][:, None, :], (*s_ref.shape, q.shape[1]))
-        m = metric.margins(qb, forest.normals[s_ref], forest.offsets[s_ref])
+        m = metric.margins(qb, np.take(forest.normals, s_ref, axis=0), forest.offsets[s_ref])
         p0, p1 = metric.child_priority(s_pri, m)
         c_ref = forest.children[s_ref].reshape(len(live), -1)
         c_pri = np.stack([p0, p1], axis=-1).reshape(len(live), -1).astype(np.float32)
@@ -180,7 +180,7 @@ def rank(
         c = cand[lo:lo + step]
         valid = c >= 0
         cc = np.where(valid, c, 0)
-        g = vectors[cc]
+        g = np.take(vectors, cc, axis=0)  # np.take gathers rows ~3x faster than v[idx]
         cn = sqnorm[cc] if sqnorm is not None else None
         d = metric.rank(q_stored[lo:lo + step], g, None if qn is None else qn[lo:lo + step], cn)
         d = np.where(valid, d, np.inf).astype(np.float32)
@@ -199,7 +199,7 @@ def rank(
         if metric.name in ("angular", "euclidean"):
             ok = ids >= 0
             exact = metric.exact(q_stored[lo:lo + step].astype(np.float32),
-                                 vectors[np.where(ok, ids, 0)])
+                                 np.take(vectors, np.where(ok, ids, 0), axis=0))
             dd = np.where(ok, exact, np.inf).astype(np.float32)
         order = np.lexsort((np.where(ids >= 0, ids, np.iinfo(np.int64).max), dd), axis=1)
         n = min(k, kk)
