@@ -161,7 +161,6 @@ class AnnoyIndex:
     def add_items(self, X: Any, ids: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
         """Add the rows of ``X``; ``ids`` default to the next free ids. Returns the int64 ids."""
         with self._lock:
-            self._require_mutable("add items")
             x = check.float_matrix("X", X, self.f)
             if ids is None:
                 idx = self._n + np.arange(len(x), dtype=np.int64)
@@ -173,6 +172,7 @@ class AnnoyIndex:
                 idx = idx.astype(np.int64)
                 if len(idx) and idx.min() < 0:
                     raise IndexError(f"Item index can not be negative (got {int(idx.min())})")
+            self._require_mutable("add items")
             if not len(idx):
                 return idx
             top = int(idx.max()) + 1
@@ -412,9 +412,10 @@ class AnnoyIndex:
 
     # -- labels and metadata --------------------------------------------------------------------
     def set_labels(self, labels: Sequence[Any] | np.ndarray) -> None:
-        """Attach one unique str or int label per id 0..get_n_items()-1 (stored in the file)."""
-        if self._mapped is not None:
-            raise RuntimeError("cannot set labels: the index is loaded read-only from a file")
+        """Attach one unique str or int label per id 0..get_n_items()-1 (stored in the file).
+
+        On a loaded index the labels change in memory and are written by the next save().
+        """
         self._labels = _labels.normalize(labels, self._n)
         self._label_arrays, self._label_index = None, None
 
@@ -444,15 +445,16 @@ class AnnoyIndex:
         return out
 
     def set_metadata(self, metadata: Mapping[str, Any]) -> None:
-        """Attach a small JSON-serialisable dict (stored in the file)."""
+        """Attach a small JSON-serialisable dict (stored in the file).
+
+        On a loaded index the metadata changes in memory and is written by the next save().
+        """
         if not isinstance(metadata, Mapping):
             raise TypeError(f"'metadata' must be a dict (got {type(metadata).__name__})")
         try:
             text = json.dumps(dict(metadata), sort_keys=True, allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"'metadata' must be JSON-serialisable ({exc})") from None
-        if self._mapped is not None:
-            raise RuntimeError("cannot set metadata: the index is loaded read-only from a file")
         self._metadata = json.loads(text)
 
     @property

@@ -32,8 +32,8 @@ def pack_bits(x: np.ndarray) -> np.ndarray:
 
 def unpack_bits(words: np.ndarray, f: int) -> np.ndarray:
     """Inverse of :func:`pack_bits`: uint8 0/1 rows of length ``f``."""
-    n = words.shape[0]
-    raw = np.ascontiguousarray(words, dtype="<u8").view(np.uint8).reshape(n, -1)
+    n, w = words.shape
+    raw = np.ascontiguousarray(words, dtype="<u8").view(np.uint8).reshape(n, w * 8)
     return np.unpackbits(raw, axis=1, bitorder="little")[:, :f]
 
 

@@ -1,0 +1,263 @@
+"""Annoy's documented behaviour, hand-checked small cases, and every error path of the core."""
+
+from __future__ import annotations
+
+import math
+import pickle
+import threading
+
+import numpy as np
+import pytest
+from conftest import data_for
+
+from annoy_adapters import METRICS, AnnoyIndex
+
+
+def small(metric: str) -> AnnoyIndex:
+    index = AnnoyIndex(2, metric)
+    for i, v in enumerate([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [-1.0, 0.5]]):
+        index.add_item(i, v)
+    index.build(3)
+    return index
+
+
+def test_hand_checked_angular() -> None:
+    index = small("angular")
+    ids, d = index.get_nns_by_vector([1.0, 0.1], 4, include_distances=True)
+    assert ids == [0, 2, 1, 3]
+    assert d[0] == pytest.approx(math.sqrt(2 - 2 * 1 / math.hypot(1, 0.1)), rel=1e-5)
+    assert index.get_distance(0, 1) == pytest.approx(math.sqrt(2), rel=1e-6)
+
+
+def test_hand_checked_euclidean_manhattan_dot() -> None:
+    e = small("euclidean")
+    assert e.get_nns_by_vector([0.9, 0.0], 2, include_distances=True) == (
+        [0, 2], [pytest.approx(0.1, rel=1e-5), pytest.approx(math.hypot(0.1, 1), rel=1e-5)])
+    m = small("manhattan")
+    assert m.get_distance(0, 3) == pytest.approx(2.5)
+    d = small("dot")
+    ids, dist = d.get_nns_by_vector([1.0, 1.0], 4, include_distances=True)
+    assert ids[0] == 2 and dist[0] == pytest.approx(2.0)
+    assert dist == sorted(dist, reverse=True)  # largest inner product first
+
+
+def test_hand_checked_hamming() -> None:
+    index = AnnoyIndex(70, "hamming")
+    a = np.zeros(70)
+    b = a.copy()
+    b[[0, 65, 69]] = 1
+    c = a.copy()
+    c[64] = 1
+    for i, v in enumerate([a, b, c]):
+        index.add_item(i, v)
+    index.build(2)
+    assert index.get_distance(0, 1) == 3 and index.get_distance(1, 2) == 4
+    assert index.get_nns_by_vector(b, 3, include_distances=True) == ([1, 2, 0], [0.0, 3.0, 3.0]) \
+        or index.get_nns_by_vector(b, 3, include_distances=True) == ([1, 0, 2], [0.0, 3.0, 4.0])
+    assert index.get_item_vector(1)[65] == 1.0 and len(index.get_item_vector(1)) == 70
+
+
+def test_zero_vector_angular_is_sqrt2() -> None:
+    index = AnnoyIndex(3, "angular")
+    index.add_item(0, [0, 0, 0])
+    index.add_item(1, [1, 0, 0])
+    index.build(1)
+    assert index.get_distance(0, 1) == pytest.approx(math.sqrt(2))
+
+
+def test_holes_never_returned_and_n_items_counts_them(metric: str) -> None:
+    index = AnnoyIndex(4, metric)
+    x = data_for(metric, 30, 4)
+    index.add_items(x, ids=np.arange(0, 60, 2))
+    index.build(5)
+    assert index.get_n_items() == 59
+    ids, _ = index.query(x, 59, search_k=10_000)
+    got = ids[ids >= 0]
+    assert (got % 2 == 0).all()
+    assert (ids >= 0).sum(axis=1).max() == 30
+    with pytest.raises(IndexError, match="not an item"):
+        index.get_nns_by_item(1, 3)
+
+
+@pytest.mark.parametrize("n", [0, 1, 2])
+def test_tiny_indexes(metric: str, n: int) -> None:
+    index = AnnoyIndex(3, metric)
+    x = data_for(metric, max(n, 1), 3)[:n]
+    index.add_items(x)
+    index.build(4)
+    assert index.get_n_items() == n and index.get_n_trees() == 4
+    ids, dist = index.query(np.ones((2, 3), np.float32), 5)
+    assert ids.shape == (2, 5) and (ids[:, n:] == -1).all() and (ids[:, :n] >= 0).all()
+    assert np.isinf(dist[:, n:]).all()
+    assert len(index.get_nns_by_vector([1, 1, 1], 5)) == n
+
+
+def test_n_larger_than_index_returns_all(metric: str) -> None:
+    index = AnnoyIndex(5, metric)
+    index.add_items(data_for(metric, 12, 5))
+    index.build(3)
+    ids, d = index.get_nns_by_item(0, 100, include_distances=True)
+    assert sorted(ids) == list(range(12)) and len(d) == 12
+
+
+def test_return_types_are_annoys() -> None:
+    index = small("euclidean")
+    out = index.get_nns_by_item(0, 2)
+    assert isinstance(out, list) and all(isinstance(i, int) for i in out)
+    ids, d = index.get_nns_by_item(0, 2, include_distances=True)
+    assert isinstance(d, list) and all(isinstance(v, float) for v in d)
+    assert isinstance(index.get_item_vector(0), list)
+    assert isinstance(index.get_distance(0, 1), float)
+    assert index.f == 2 and index.get_n_trees() == 3
+    assert index.build  # methods exist with annoy's names
+    assert index.verbose(False) is True
+
+
+def test_batch_api_types() -> None:
+    index = small("angular")
+    ids, d = index.query(np.eye(2), 3)
+    assert ids.dtype == np.int64 and d.dtype == np.float32 and ids.shape == (2, 3)
+    assert (np.diff(d, axis=1) >= 0).all()
+
+
+def test_int64_ids_beyond_int32() -> None:
+    index = AnnoyIndex(2, "euclidean")
+    big = 2**31 + 5
+    index.add_items(np.array([[0.0, 0.0]]), ids=[3])
+    assert index.add_items(np.array([[1.0, 1.0]]), ids=np.array([7], np.int64))[0] == 7
+    index.build(1)
+    assert index.get_nns_by_vector([1, 1], 1) == [7]
+    assert big > np.iinfo(np.int32).max  # ids are int64 throughout (no 2**31 limit)
+    assert index.query([[1, 1]], 1)[0].dtype == np.int64
+
+
+def test_deterministic_bytes_whatever_n_jobs(tmp_path, metric: str) -> None:
+    x = data_for(metric, 3000, 8)
+    paths = []
+    for n_jobs in (1, 2):
+        index = AnnoyIndex(8, metric, seed=7)
+        index.add_items(x)
+        index.build(6, n_jobs=n_jobs)
+        paths.append(tmp_path / f"{n_jobs}.idx")
+        index.save(paths[-1])
+    assert paths[0].read_bytes() == paths[1].read_bytes()
+    other = AnnoyIndex(8, metric, seed=8)
+    other.add_items(x)
+    other.build(6)
+    other.save(tmp_path / "other.idx")
+    assert (tmp_path / "other.idx").read_bytes() != paths[0].read_bytes()
+
+
+def test_n_trees_minus_one_adds_trees_until_twice_the_items() -> None:
+    index = AnnoyIndex(8, "angular", leaf_size=16)
+    index.add_items(data_for("angular", 2000, 8))
+    index.build(-1)
+    assert index.get_n_trees() >= 1
+    forest = index._forest
+    assert 2000 + forest.n_splits + forest.n_leaves >= 2 * 2000
+
+
+def test_unbuild_then_add_and_rebuild() -> None:
+    index = small("euclidean")
+    assert index.unbuild()
+    index.add_item(4, [5.0, 5.0])
+    index.build(2)
+    assert index.get_nns_by_vector([5, 5], 1) == [4]
+
+
+def test_thread_safe_concurrent_queries() -> None:
+    x = data_for("angular", 3000, 16)
+    index = AnnoyIndex(16, "angular")
+    index.add_items(x)
+    index.build(8)
+    want = index.query(x[:300], 10)[0]
+    results: list[np.ndarray] = []
+
+    def work() -> None:
+        results.append(index.query(x[:300], 10)[0])
+
+    threads = [threading.Thread(target=work) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 6 and all((r == want).all() for r in results)
+    ids, _ = index.query(x[:300], 10, n_jobs=2)
+    assert (ids == want).all()
+
+
+def test_pickle_in_memory_index_keeps_content(metric: str) -> None:
+    index = AnnoyIndex(6, metric)
+    x = data_for(metric, 500, 6)
+    index.add_items(x)
+    index.build(3)
+    index.set_labels([f"k{i}" for i in range(500)])
+    index.set_metadata({"a": 1})
+    copy = pickle.loads(pickle.dumps(index))
+    assert (copy.query(x[:20], 4)[0] == index.query(x[:20], 4)[0]).all()
+    assert copy.labels[7] == "k7" and copy.metadata == {"a": 1}
+
+
+def test_labels_and_metadata() -> None:
+    index = small("angular")
+    index.set_labels(["a", "b", "c", "d"])
+    assert index.ids_for(["c", "a"]).tolist() == [2, 0]
+    with pytest.raises(KeyError, match="'zz'"):
+        index.ids_for(["zz"])
+    with pytest.raises(ValueError, match="unique"):
+        index.set_labels(["a", "a", "b", "c"])
+    with pytest.raises(TypeError, match="all str or all int"):
+        index.set_labels(["a", 1, "b", "c"])
+    with pytest.raises(ValueError, match="get_n_items"):
+        index.set_labels(["a"])
+    with pytest.raises(ValueError, match="JSON"):
+        index.set_metadata({"x": object()})
+    index.set_labels(np.array([10, 20, 30, 40]))
+    assert index.ids_for([30]).tolist() == [2]
+
+
+# -- errors ----------------------------------------------------------------------------------
+def test_unknown_metric_names_the_valid_ones() -> None:
+    with pytest.raises(ValueError, match="'metric' must be one of .*'angular'.*'hamming'.*got 'cos'"):
+        AnnoyIndex(3, "cos")
+    assert set(METRICS) == {"angular", "euclidean", "manhattan", "dot", "hamming"}
+
+
+@pytest.mark.parametrize(
+    ("call", "exc", "match"),
+    [
+        (lambda i: i.add_item(9, [1.0]), IndexError, r"wrong length \(expected 2, got 1\)"),
+        (lambda i: i.add_item(-1, [1.0, 2.0]), IndexError, "negative"),
+        (lambda i: i.add_item(9, ["a", "b"]), TypeError, "numeric"),
+        (lambda i: i.add_item(9, 3.0), TypeError, "sequence"),
+        (lambda i: i.add_item(9, [np.nan, 1.0]), ValueError, "finite"),
+        (lambda i: i.add_items(np.ones((3, 2)), ids=[1, 2]), ValueError, "'ids'"),
+        (lambda i: i.add_items(np.ones((2, 2, 2))), ValueError, "2-D"),
+        (lambda i: i.query(np.ones((1, 2)), 0), ValueError, r"'k' must be a positive int \(got 0\)"),
+        (lambda i: i.query(np.ones((1, 2)), -3), ValueError, r"\(got -3\)"),
+        (lambda i: i.query(np.ones((1, 3)), 1), IndexError, "expected 2, got 3"),
+        (lambda i: i.query([[np.inf, 0]], 1), ValueError, "'X' must be finite: row 0"),
+        (lambda i: i.query(np.ones((1, 2)), 1, search_k=0), ValueError, "'search_k'"),
+        (lambda i: i.get_nns_by_item(99, 1), IndexError, "99"),
+        (lambda i: i.get_nns_by_vector([1.0, 2.0, 3.0], 1), IndexError, "wrong length"),
+        (lambda i: i.get_distance(0, 99), IndexError, "'j'"),
+        (lambda i: i.query_items([1.5], 1), TypeError, "ids"),
+    ],
+)
+def test_error_messages(call, exc, match) -> None:
+    with pytest.raises(exc, match=match):
+        call(small("euclidean"))
+
+
+def test_adding_after_build_and_building_twice_raise() -> None:
+    index = small("euclidean")
+    with pytest.raises(RuntimeError, match="already built; call unbuild"):
+        index.add_item(5, [1.0, 1.0])
+    with pytest.raises(RuntimeError, match="already built"):
+        index.build(2)
+    with pytest.raises(ValueError, match="'n_trees'"):
+        AnnoyIndex(2).build(0)
+    with pytest.raises(RuntimeError, match="not built"):
+        AnnoyIndex(2).query(np.ones((1, 2)), 1)
+    with pytest.raises(ValueError, match="'f' must be a positive int"):
+        AnnoyIndex(-2)
