@@ -7,9 +7,9 @@ print a traceback.
 Examples
 --------
 >>> from annoy_adapters.cli import main
->>> main(["info", "/no/such/file.annoy"])  # doctest: +SKIP
-annoy-adapters: error: file not found: '/no/such/file.annoy'
-1
+>>> main(["build", "--help"])  # doctest: +ELLIPSIS
+usage: annoy-adapters build [-h] [-q] -o OUTPUT ...
+0
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 import numpy as np
+
+__all__ = ["build_parser", "index_info", "main", "read_vectors"]
 
 PROG = "annoy-adapters"
 EXIT_ERROR = 1
@@ -89,49 +91,63 @@ def _frame_vectors(frame: Any, columns: list[str] | None, label_column: str | No
     if label_column is not None and label_column not in frame.columns:
         raise CLIError(f"--label-column {label_column!r} is not a column of {path!r}")
     if columns is None:
+        candidates = [c for c in frame.columns if c != label_column]
         columns = [
             c
-            for c in frame.columns
-            if c != label_column
-            and (pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_object_dtype(frame[c]))
-            and not pd.api.types.is_bool_dtype(frame[c])
+            for c in candidates
+            if pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])
         ]
+        if not columns:
+            # no numeric columns: one column of whole vectors (a Parquet list column) will do
+            lists = [c for c in candidates if pd.api.types.is_object_dtype(frame[c])]
+            columns = lists if len(lists) == 1 else []
         if not columns:
             raise CLIError(f"{path!r} has no numeric columns; choose them with --columns")
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise CLIError(f"--columns not found in {path!r}: {missing!r}")
     if len(columns) == 1 and frame[columns[0]].dtype == object:
-        # One column holding a whole vector per row (e.g. a Parquet list<float> column).
-        try:
-            X = np.stack([np.asarray(v, dtype=np.float64) for v in frame[columns[0]]])
-        except (TypeError, ValueError) as exc:
-            raise CLIError(
-                f"column {columns[0]!r} of {path!r} must hold numbers or equal-length "
-                f"numeric lists ({_one_line(exc)})"
-            ) from exc
-        return X, columns
+        return _list_column(frame[columns[0]], path), columns
     bad = [c for c in columns if not pd.api.types.is_numeric_dtype(frame[c])]
     if bad:
         raise CLIError(f"columns of {path!r} must be numeric; not numeric: {bad!r}")
     return frame[columns].to_numpy(dtype=np.float64), columns
 
 
-def _labels_of(frame: Any, label_column: str) -> list[Any]:
+def _list_column(series: Any, path: str) -> np.ndarray:
+    """(n, f) array from a column holding one equal-length numeric list per row."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        arr = pa.array(series, from_pandas=True)
+        lengths = pc.list_value_length(arr).to_numpy(zero_copy_only=False)
+        if arr.null_count or (lengths != lengths[0]).any():
+            raise ValueError("rows have different lengths or missing values")
+        values = arr.flatten().to_numpy(zero_copy_only=False).astype(np.float64)
+    except (pa.ArrowException, TypeError, ValueError) as exc:
+        raise CLIError(
+            f"column {series.name!r} of {path!r} must hold numbers or equal-length numeric "
+            f"lists ({_one_line(exc)})"
+        ) from exc
+    return values.reshape(len(series), int(lengths[0]))
+
+
+def _labels_of(frame: Any, label_column: str) -> np.ndarray:
     pd = _need_pandas()
     series = frame[label_column]
     if series.isna().any():
         raise CLIError(f"--label-column {label_column!r} has missing values")
     if pd.api.types.is_integer_dtype(series):
-        return [int(v) for v in series.to_numpy()]
-    return [str(v) for v in series.to_numpy()]
+        return series.to_numpy(dtype=np.int64)
+    return series.astype(str).to_numpy(dtype=object)
 
 
 def read_vectors(
     path: str,
     columns: list[str] | None = None,
     label_column: str | None = None,
-) -> tuple[np.ndarray, list[Any] | None, list[str] | None]:
+) -> tuple[np.ndarray, np.ndarray | None, list[str] | None]:
     """Vectors (n, f), optional labels and the column names from a .npy, .parquet or .csv file.
 
     Examples
@@ -201,7 +217,7 @@ def _build(
     n_jobs: int,
     seed: int | None,
     leaf_size: int | None,
-    labels: list[Any] | None,
+    labels: Sequence[Any] | None,
     metadata: dict[str, Any] | None,
     quiet: bool,
 ) -> Any:
@@ -267,7 +283,7 @@ def _query_frame(queries: Any, ids: np.ndarray, dist: np.ndarray, labels: Any) -
     found = ids.reshape(-1)[keep]
     return pd.DataFrame(
         {
-            "query": np.repeat(np.asarray(queries, dtype=object), k)[keep],
+            "query": np.repeat(np.asarray(queries), k)[keep],
             "rank": np.tile(np.arange(k), n)[keep],
             "neighbor": labels[found] if labels is not None else found,
             "distance": dist.reshape(-1)[keep],
@@ -342,7 +358,7 @@ def _query_targets(args: argparse.Namespace, index: Any) -> tuple[str, Any, Any]
         try:
             ids = index.ids_for(queries)
         except KeyError as exc:
-            raise CLIError(f"unknown label: {_one_line(exc)}") from exc
+            raise CLIError(_one_line(exc)) from exc
         return "items", queries, ids
     columns = _split_names(args.columns)
     path = args.vectors
@@ -355,7 +371,7 @@ def _query_targets(args: argparse.Namespace, index: Any) -> tuple[str, Any, Any]
     X, labels, _ = read_vectors(path, columns, args.label_column)
     if X.shape[1] != index.f:
         raise CLIError(f"{path!r} has vectors of length {X.shape[1]}; the index has f={index.f}")
-    queries = labels if labels is not None else list(range(X.shape[0]))
+    queries = labels if labels is not None else np.arange(X.shape[0])
     return "vectors", queries, X
 
 
@@ -375,17 +391,35 @@ def cmd_query(args: argparse.Namespace) -> int:
 
 
 def index_info(path: str) -> dict[str, Any]:
-    """The facts ``annoy-adapters info`` prints, as a JSON-serialisable dict."""
-    index = _load_index(path)
+    """The facts ``annoy-adapters info`` prints, as a JSON-serialisable dict.
+
+    Examples
+    --------
+    >>> import numpy as np, os, tempfile
+    >>> from annoy_adapters import AnnoyIndex
+    >>> index = AnnoyIndex(3, "euclidean", seed=1)
+    >>> _ = index.add_items(np.eye(3))
+    >>> _ = index.build(2)
+    >>> path = os.path.join(tempfile.mkdtemp(), "eye.annoy")
+    >>> _ = index.save(path)
+    >>> info = index_info(path)
+    >>> info["metric"], info["f"], info["n_items"], info["n_trees"], info["labels"]
+    ('euclidean', 3, 3, 2, None)
+    """
+    from annoy_adapters.core import file_info
+
+    index = _load_index(path)  # validates the whole file; file_info reads the header only
+    header = file_info(path)
     labels = index.labels
-    info: dict[str, Any] = {
+    return {
         "path": os.path.abspath(path),
         "size_bytes": os.path.getsize(path),
-        "format_version": getattr(index, "format_version", None),
+        "format_version": header["format_version"],
         "metric": index.metric,
         "f": index.f,
         "n_items": index.get_n_items(),
         "n_trees": index.get_n_trees(),
+        "n_nodes": header["n_nodes"],
         "leaf_size": index.leaf_size,
         "seed": index.seed,
         "labels": None
@@ -393,7 +427,6 @@ def index_info(path: str) -> dict[str, Any]:
         else {"kind": "int" if labels.dtype.kind in "iu" else "str", "count": len(labels)},
         "metadata": index.metadata,
     }
-    return info
 
 
 def _human_size(n: int) -> str:
@@ -419,6 +452,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         ("f", info["f"]),
         ("items", info["n_items"]),
         ("trees", info["n_trees"]),
+        ("nodes", info["n_nodes"]),
         ("leaf size", info["leaf_size"]),
         ("seed", info["seed"]),
         ("labels", "none" if labels is None else f"{labels['count']} ({labels['kind']})"),
@@ -508,15 +542,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.output:
         index.save(args.output)
         print(f"saved {args.output}")
-    queries = args.words if args.words else [w for w in DEMO_WORDS if w in set(words)]
+    vocabulary = set(words)
+    queries = args.words if args.words else [w for w in DEMO_WORDS if w in vocabulary]
     try:
         ids = index.ids_for(queries)
     except KeyError as exc:
-        raise CLIError(f"not in the vocabulary: {_one_line(exc)}") from exc
+        word = _one_line(exc).removeprefix("unknown label ")
+        raise CLIError(f"not in the vocabulary: {word}") from exc
     labels = index.labels
     start = time.perf_counter()
     nn, dist = index.query_items(ids, args.k + 1)
     query_s = time.perf_counter() - start
+    print(f"nearest words (angular distance; cosine = 1 - d**2 / 2), k={args.k}:")
     for word, row_ids, row_d, item in zip(queries, nn, dist, ids, strict=True):
         # Drop the query word itself; show cosine similarity next to annoy's distance.
         keep = (row_ids != item) & (row_ids >= 0)
@@ -568,7 +605,14 @@ def _int(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argparse parser of the command line (used by :func:`main` and the docs)."""
+    """The argparse parser of the command line (used by :func:`main` and the docs).
+
+    Examples
+    --------
+    >>> args = build_parser().parse_args(["query", "words.annoy", "--labels", "king", "-k", "5"])
+    >>> args.command, args.labels, args.k
+    ('query', ['king'], 5)
+    """
     from annoy_adapters import METRICS
 
     parser = _Parser(
@@ -656,6 +700,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     ----------
     argv : sequence of str, optional
         Arguments without the program name (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        0 on success, 1 for a failed command, 2 for bad arguments; errors are one line on
+        stderr.
+
+    Examples
+    --------
+    >>> main(["info", "/no/such/file.annoy"])  # prints the error line to stderr
+    1
     """
     try:
         parser = build_parser()

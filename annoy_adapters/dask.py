@@ -20,7 +20,7 @@ Examples
 >>> index = AnnoyIndex(8, "euclidean", seed=1)
 >>> _ = index.add_items(X)
 >>> _ = index.build(4)
->>> index.save(path)
+>>> _ = index.save(path)
 >>> frame = dd.from_pandas(pd.DataFrame(X[:10]), npartitions=2)
 >>> result = query_dataframe(frame, path, k=3)            # lazy
 >>> tidy = result.compute().set_index("rank", append=True)
@@ -35,6 +35,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
 from annoy_adapters._cache import cache_info, open_index
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -46,6 +47,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "build_index",
+    "preload",
     "query_array",
     "query_dataframe",
     "query_items",
@@ -168,7 +170,7 @@ def query_dataframe(
     >>> _ = index.add_items(X)
     >>> _ = index.build(2)
     >>> path = os.path.join(tempfile.mkdtemp(), "eye.annoy")
-    >>> index.save(path)
+    >>> _ = index.save(path)
     >>> frame = dd.from_pandas(pd.DataFrame(X, index=list("wxyz")), npartitions=2)
     >>> out = query_dataframe(frame, path, k=1).compute()
     >>> out["neighbor"].tolist()
@@ -236,7 +238,7 @@ def query_items(
     >>> index.set_labels(["origin", "up", "far"])
     >>> _ = index.build(2)
     >>> path = os.path.join(tempfile.mkdtemp(), "words.annoy")
-    >>> index.save(path)
+    >>> _ = index.save(path)
     >>> words = dd.from_pandas(pd.Series(["origin", "far"]), npartitions=1)
     >>> query_items(words, path, k=2).compute()["neighbor"].tolist()
     ['origin', 'up', 'far', 'up']
@@ -307,7 +309,7 @@ def query_array(
     >>> _ = index.add_items(X)
     >>> _ = index.build(2)
     >>> path = os.path.join(tempfile.mkdtemp(), "line.annoy")
-    >>> index.save(path)
+    >>> _ = index.save(path)
     >>> ids, dist = query_array(da.from_array(X, chunks=(4, 2)), path, k=2)
     >>> ids, dist = dask.compute(ids, dist)
     >>> ids[:3].tolist()
@@ -399,11 +401,26 @@ def build_index(
     -----
     Runs on the active Dask scheduler: the ``distributed.Client`` in use if there is one,
     otherwise Dask's local threads.
+
+    Examples
+    --------
+    >>> import numpy as np, os, tempfile
+    >>> from annoy_adapters import AnnoyIndex
+    >>> tmp = tempfile.mkdtemp()
+    >>> X = np.random.default_rng(0).normal(size=(300, 4)).astype(np.float32)
+    >>> np.save(os.path.join(tmp, "x.npy"), X)
+    >>> built = build_index(os.path.join(tmp, "x.npy"), os.path.join(tmp, "dask.annoy"),
+    ...                     metric="euclidean", n_trees=3, seed=5)
+    >>> local = AnnoyIndex(4, "euclidean", seed=5)
+    >>> _ = local.add_items(X)
+    >>> _ = local.build(3)
+    >>> _ = local.save(os.path.join(tmp, "local.annoy"))
+    >>> open(built.path, "rb").read() == open(local.path, "rb").read()
+    True
     """
     dask, _, _ = _import_dask()
-    from annoy_adapters.core import assemble
-
     from annoy_adapters import _dask_tidy
+    from annoy_adapters.core import assemble
 
     vectors_path = os.fspath(vectors) if isinstance(vectors, (str, os.PathLike)) else None
     if vectors_path is None or not vectors_path.endswith(".npy"):
@@ -435,6 +452,37 @@ def build_index(
         labels=labels,
         metadata=metadata,
     )
+
+
+def _open_on_worker(path: str) -> int:
+    return open_index(path).get_n_items()
+
+
+def preload(client: Client, index: str | os.PathLike[str] | AnnoyIndex) -> dict[str, int]:
+    """Open (memory-map) the index file on every worker now, before the first query.
+
+    Later tasks then find it in the worker's cache; useful before timing a job, or to fail
+    early when a worker cannot see the file.
+
+    Parameters
+    ----------
+    client : distributed.Client
+        The client of the cluster.
+    index : str, path-like or file-backed AnnoyIndex
+        The index file (the same path on every worker).
+
+    Returns
+    -------
+    dict
+        ``{worker address: number of items in the file}``.
+
+    Examples
+    --------
+    >>> from distributed import Client  # doctest: +SKIP
+    >>> preload(Client(...), "/shared/glove.annoy")  # doctest: +SKIP
+    {'tcp://127.0.0.1:40000': 400000, 'tcp://127.0.0.1:40001': 400000}
+    """
+    return client.run(_open_on_worker, _index_path(index))
 
 
 def worker_cache_info(client: Client) -> dict[str, dict[str, int]]:

@@ -162,7 +162,7 @@ class AnnoyIndexer:
         Nodes to inspect per query; -1 means ``num_neighbors * num_trees``. Larger is more
         accurate and slower. Stored in the file and restored by :meth:`load`.
     seed : int, optional
-        Seed of the tree build; the same seed and ``n_jobs`` give the same index.
+        Seed of the tree build; the same seed gives the same index (for any ``n_jobs``).
     n_jobs : int, default -1
         Threads for the build; -1 uses all cores.
 

@@ -110,10 +110,29 @@ def _where(idx: AnnoyIndex) -> str:
 
 
 def _pandas_meta(idx: AnnoyIndex) -> dict[str, Any] | None:
-    meta = idx.metadata
-    if meta.get("adapter") == "pandas" and isinstance(meta.get("pandas"), dict):
-        return meta["pandas"]
-    return None
+    """``metadata["pandas"]``, also in a file another adapter re-saved (they keep sections)."""
+    meta = idx.metadata.get("pandas")
+    return meta if isinstance(meta, dict) else None
+
+
+def _ends(labels: np.ndarray) -> list[Any]:
+    """First and last label as JSON values: a cheap fingerprint of the labels."""
+    if len(labels) == 0:
+        return []
+    return [to_jsonable(labels[0]), to_jsonable(labels[-1])]
+
+
+def _label_codec(idx: AnnoyIndex, labels: np.ndarray) -> dict[str, Any] | None:
+    """The pandas label codec, if the file's labels are still the ones pandas wrote.
+
+    An adapter that re-saves the file with its own labels keeps our metadata section;
+    the stored first/last labels tell such labels apart from ours.
+    """
+    meta = _pandas_meta(idx)
+    codec = meta.get("index") if meta else None
+    if not isinstance(codec, dict) or codec.get("ends") != _ends(labels):
+        return None
+    return codec
 
 
 def _saved_spec(idx: AnnoyIndex) -> ColumnSpec | None:
@@ -174,8 +193,7 @@ def _label_taker(idx: AnnoyIndex, frame_index: pd.Index | None) -> LabelTaker:
     """Map item ids to labels: the file's labels if it has any, else the frame's index."""
     labels = idx.labels
     if labels is not None:
-        meta = _pandas_meta(idx)
-        codec = meta.get("index") if meta else None
+        codec = _label_codec(idx, labels)
         if codec is None:
             return pd.Index(labels).take
         raw = np.asarray(labels)
@@ -208,8 +226,7 @@ def _check_same_rows(idx: AnnoyIndex, index: pd.Index) -> None:
     labels = idx.labels
     if labels is None:
         return
-    meta = _pandas_meta(idx)
-    codec = meta.get("index") if meta else None
+    codec = _label_codec(idx, labels)
     if codec is not None:
         mine, my_codec = encode_labels(index)
         same_codec = my_codec["codec"] == codec.get("codec")
@@ -225,6 +242,22 @@ def _check_same_rows(idx: AnnoyIndex, index: pd.Index) -> None:
             f"index file {theirs[pos]!r}); neighbors(index=...) needs the index built from "
             "this frame, with its rows in the same order"
         )
+
+
+def _check_unique(index: pd.Index) -> None:
+    """The file maps labels to items, so build() needs each label once."""
+    if index.is_unique:
+        return
+    dup = index.duplicated(keep="first")
+    pos = np.flatnonzero(dup)
+    first = int(np.flatnonzero(index == index[pos[0]])[0]) if index.nlevels == 1 else None
+    where = f"rows {first} and {pos[0]}" if first is not None else f"row {pos[0]}"
+    raise ValueError(
+        f"the frame's index has duplicate labels ({index[pos[0]]!r} at {where}; "
+        f"{len(pos)} duplicate row(s)); build() stores the labels in the index, which needs "
+        "them unique: use df.reset_index() or make the labels unique first "
+        "(neighbors() and query() without an index accept duplicates)"
+    )
 
 
 def _build_index(x: np.ndarray, metric: str, n_trees: int | None, seed: int | None) -> AnnoyIndex:
@@ -247,6 +280,12 @@ def _query_vectors(data: Any, spec: ColumnSpec, f: int, where: str) -> tuple[np.
                 f"the query frame lacks columns {missing!r}; {where} uses columns {names!r}"
             )
         qspec = resolve_columns(data, names)
+        if qspec["vector_column"] != spec["vector_column"]:
+            kind = "one column of vectors" if spec["vector_column"] else "numeric columns"
+            raise TypeError(
+                f"{where} uses {kind} {names!r}, but in the query frame {names[0]!r} has "
+                f"dtype {data[names[0]].dtype}"
+            )
         x = frame_vectors(data, qspec)
         index = data.index
     elif isinstance(data, pd.Series) and is_vector_dtype(data.dtype):
@@ -370,8 +409,11 @@ class AnnoyDataFrameAccessor:
         """
         df = self._df
         spec = resolve_columns(df, columns)
-        idx = _build_index(frame_vectors(df, spec), metric, n_trees, seed)
+        x = frame_vectors(df, spec)
+        _check_unique(df.index)
+        idx = _build_index(x, metric, n_trees, seed)
         labels, codec = encode_labels(df.index)
+        codec["ends"] = _ends(labels)
         idx.set_labels(labels)
         idx.set_metadata(
             {
@@ -440,12 +482,12 @@ class AnnoyDataFrameAccessor:
         >>> import pandas as pd
         >>> import annoy_adapters.pandas
         >>> df = pd.DataFrame({"x": [0.0, 1.0, 5.0]}, index=["a", "b", "c"])
-        >>> df.annoy.neighbors(k=1, metric="euclidean", seed=1)
-                neighbor  distance
+        >>> df.annoy.neighbors(k=1, metric="euclidean", seed=1)  # doctest: +NORMALIZE_WHITESPACE
+               neighbor  distance
           rank
-        a 0            b       1.0
-        b 0            a       1.0
-        c 0            b       4.0
+        a 0           b       1.0
+        b 0           a       1.0
+        c 0           b       4.0
         """
         k = _check_k(k)
         fmt = _check_format(format)

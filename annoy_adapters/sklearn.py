@@ -85,12 +85,17 @@ class AnnoyTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         recall and a larger index. -1 keeps adding trees until the forest has about twice
         as many nodes as samples.
 
-    search_k : int, default=-1
-        Number of candidates inspected per query; -1 means ``n_trees * k`` (annoy's
-        default), larger values give better recall and slower queries.
+    search_k : int, default=None
+        Number of candidates inspected per query (``k`` being the number of neighbours
+        asked for); larger values give better recall and slower queries. ``None`` means
+        ``n_trees * max(k, leaf_size)`` so that every tree contributes about one full leaf:
+        annoy's default ``n_trees * k`` (``-1``) stops after a single leaf of a single tree
+        when k is small, which misses ~9% of the 5 nearest neighbours on digits and costs a
+        KNN classifier up to 2 accuracy points.
 
     n_jobs : int, default=None
-        Number of threads used to build the trees. ``None`` means 1, ``-1`` all cores.
+        Number of threads used to build the trees and to search. ``None`` means 1, ``-1``
+        all cores.
 
     random_state : int, RandomState instance or None, default=None
         Seeds the tree building. Pass an int for a reproducible forest.
@@ -144,7 +149,7 @@ class AnnoyTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         "mode": [StrOptions({"distance", "connectivity"})],
         "metric": [StrOptions(set(CORE_METRIC))],
         "n_trees": [Interval(Integral, 1, None, closed="left"), Options(Integral, {-1})],
-        "search_k": [Interval(Integral, 1, None, closed="left"), Options(Integral, {-1})],
+        "search_k": [Interval(Integral, 1, None, closed="left"), Options(Integral, {-1}), None],
         "n_jobs": [Integral, None],
         "random_state": ["random_state"],
     }
@@ -156,7 +161,7 @@ class AnnoyTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         mode="distance",
         metric="euclidean",
         n_trees=10,
-        search_k=-1,
+        search_k=None,
         n_jobs=None,
         random_state=None,
     ):
@@ -379,7 +384,9 @@ class AnnoyTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                 self_ids = np.arange(rows.start, rows.stop, dtype=np.int64)
                 ind, raw = self._query(None, self_ids, k)
                 is_self = np.ones(len(self_ids), dtype=bool)
-                sq_norms = self._sq_norms(self.index_.get_item_vectors(self_ids))
+                sq_norms = None
+                if self.effective_metric_ == "dot":
+                    sq_norms = self._sq_norms(self.index_.get_item_vectors(self_ids))
             else:
                 Xc = X[rows]
                 ind, raw = self._query(Xc, None, k)
@@ -414,19 +421,27 @@ class AnnoyTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         fewer distinct samples; those rows are asked again with 4x the candidates, up to
         every leaf of every tree, so each row of the graph has exactly k entries.
         """
+        from joblib import effective_n_jobs
+
         index = self.index_
+        n_jobs = effective_n_jobs(self.n_jobs)
 
         def ask(sel, search_k):
             if item_ids is None:
-                return index.query(X_chunk[sel], k, search_k=search_k)
-            return index.query_items(item_ids[sel], k, search_k=search_k)
+                return index.query(X_chunk[sel], k, search_k=search_k, n_jobs=n_jobs)
+            return index.query_items(item_ids[sel], k, search_k=search_k, n_jobs=n_jobs)
 
         n_rows = len(item_ids) if X_chunk is None else len(X_chunk)
-        ind, dist = ask(slice(None), self.search_k)
+        n_trees = max(1, index.get_n_trees())
+        search_k = self.search_k
+        if search_k is None:
+            search_k = n_trees * max(k, int(index.leaf_size))
+        elif search_k == -1:
+            search_k = n_trees * k
+        ind, dist = ask(slice(None), search_k)
         ind = np.asarray(ind, dtype=np.intp)
         short = ind[:, -1] < 0
-        n_trees = max(1, index.get_n_trees())
-        search_k = (self.search_k if self.search_k > 0 else n_trees * k) * 4
+        search_k *= 4
         everything = n_trees * max(self.n_samples_fit_, k)
         while short.any():
             rows = np.flatnonzero(short)
@@ -498,9 +513,12 @@ class AnnoyTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             stored["feature_names_in_"] = [str(name) for name in self.feature_names_in_]
         if self._max_sq_norm is not None:
             stored["max_sq_norm_"] = self._max_sq_norm
+        current = self.index_.metadata
         metadata["adapter"] = "sklearn"
         metadata["sklearn"] = stored
-        self.index_.set_metadata(metadata)
+        if metadata != current:
+            # Other adapters' sections and the labels are kept; only ours is replaced.
+            self.index_.set_metadata(metadata)
         self.index_.save(os.fspath(path), prefault=prefault)
 
     @classmethod
@@ -525,7 +543,8 @@ class AnnoyTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         -------
         AnnoyTransformer
             A fitted estimator whose ``index_`` is backed by `path`. Its number of features
-            and samples are the index's; ``feature_names_in_`` is restored when saved.
+            and samples are the index's; ``feature_names_in_`` comes from the saved
+            estimator, else from the column names the pandas accessor stored.
 
         Raises
         ------
@@ -546,7 +565,7 @@ class AnnoyTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         >>> _ = index.add_items(np.random.default_rng(0).normal(size=(50, 8)))
         >>> _ = index.build(5)
         >>> path = os.path.join(tempfile.mkdtemp(), "plain.annoy")
-        >>> index.save(path)
+        >>> _ = index.save(path)
         >>> est = AnnoyTransformer.load(path, metric="cosine", n_neighbors=4)
         >>> est.transform(np.zeros((2, 8)) + 1).shape
         (2, 50)
@@ -581,6 +600,15 @@ class AnnoyTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         est.n_samples_fit_ = int(index.get_n_items())
         est._n_features_out = est.n_samples_fit_
         names = fitted.get("feature_names_in_")
+        if names is None:
+            # An index built from DataFrame columns (pandas accessor, core-api convention).
+            columns = (metadata.get("pandas") or {}).get("columns")
+            if (
+                isinstance(columns, list)
+                and len(columns) == est.n_features_in_
+                and all(isinstance(c, str) for c in columns)
+            ):
+                names = columns
         if names is not None:
             if len(names) != est.n_features_in_:
                 raise ValueError(

@@ -13,7 +13,13 @@ from ._metrics import METRICS
 from ._parts import TreePart, assemble, build_trees, file_info
 
 __all__ = [
-    "METRICS", "AnnoyIndex", "IndexFileError", "TreePart", "assemble", "build_trees", "file_info",
+    "METRICS",
+    "AnnoyIndex",
+    "IndexFileError",
+    "TreePart",
+    "assemble",
+    "build_trees",
+    "file_info",
     "load",
 ]
 
@@ -40,8 +46,10 @@ def load(path: str | os.PathLike[str], prefault: bool = False) -> AnnoyIndex:
 
     p = os.fspath(path)
     if not is_native(p):
-        raise IndexFileError(f"{p}: not an annoy-adapters index file (for annoy .ann files use "
-                             "AnnoyIndex(f, metric).load(path))")
+        raise IndexFileError(
+            f"{p}: not an annoy-adapters index file (for annoy .ann files use "
+            "AnnoyIndex(f, metric).load(path))"
+        )
     mapped = Mapped(p, prefault)
     fields = mapped.fields
     try:

@@ -124,8 +124,9 @@ class _Chunk:
         rank = _ranges(np.zeros(len(nodes), np.int64), ln)
         start = rng.below(self._key(nodes, _RANDOM_SIDE), 2)
         side = ((rank + np.repeat(start, ln)) % 2).astype(bool)
-        return side, np.bincount(np.repeat(np.arange(len(nodes)), ln), weights=side,
-                                 minlength=len(nodes)).astype(np.int64)
+        return side, np.bincount(
+            np.repeat(np.arange(len(nodes)), ln), weights=side, minlength=len(nodes)
+        ).astype(np.int64)
 
     def _split(self, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         dim = 0 if self.metric.is_hamming else self.z.shape[1]
@@ -159,11 +160,17 @@ class _Chunk:
         is_leaf = self.len <= self.leaf
         lf = np.flatnonzero(is_leaf)
         if len(lf):
-            self.leaves.append(dict(
-                tree=self.tree[lf], level=np.full(len(lf), self.level), order=lf,
-                parent=self.parent[lf], side=self.side[lf], len=self.len[lf],
-                items=self.perm[_ranges(self.start[lf], self.len[lf])],
-            ))
+            self.leaves.append(
+                dict(
+                    tree=self.tree[lf],
+                    level=np.full(len(lf), self.level),
+                    order=lf,
+                    parent=self.parent[lf],
+                    side=self.side[lf],
+                    len=self.len[lf],
+                    items=self.perm[_ranges(self.start[lf], self.len[lf])],
+                )
+            )
         act = np.flatnonzero(~is_leaf)
         if not len(act):
             return False
@@ -177,23 +184,33 @@ class _Chunk:
         c1 = np.cumsum(side) - side
         base0 = np.concatenate([[0], np.cumsum(zeros)[:-1]])
         base1 = np.concatenate([[0], np.cumsum(ones)[:-1]])
-        new = np.where(side, start[owner] + zeros[owner] + c1 - base1[owner],
-                       start[owner] + c0 - base0[owner])
+        new = np.where(
+            side, start[owner] + zeros[owner] + c1 - base1[owner], start[owner] + c0 - base0[owner]
+        )
         self.perm[new] = self.perm[pos]
         ids = self.n_splits + np.arange(len(act))
-        self.splits.append(dict(
-            tree=self.tree[act], level=np.full(len(act), self.level), order=act,
-            parent=self.parent[act], side=self.side[act], len=ln,
-            normals=normals, offsets=offsets, id=ids,
-        ))
+        self.splits.append(
+            dict(
+                tree=self.tree[act],
+                level=np.full(len(act), self.level),
+                order=act,
+                parent=self.parent[act],
+                side=self.side[act],
+                len=ln,
+                normals=normals,
+                offsets=offsets,
+                id=ids,
+            )
+        )
         self.n_splits += len(act)
         # children, interleaved (left, right) to keep breadth-first order
         self.start = np.stack([start, start + zeros], axis=1).ravel()
         self.len = np.stack([zeros, ones], axis=1).ravel()
         self.tree = np.repeat(self.tree[act], 2)
         with np.errstate(over="ignore"):
-            self.heap = (np.repeat(self.heap[act], 2) * np.uint64(2)
-                         + np.tile(np.array([0, 1], np.uint64), len(act)))
+            self.heap = np.repeat(self.heap[act], 2) * np.uint64(2) + np.tile(
+                np.array([0, 1], np.uint64), len(act)
+            )
         self.parent = np.repeat(ids, 2)
         self.side = np.tile(np.array([0, 1], np.int64), len(act))
         self.level += 1
@@ -201,6 +218,7 @@ class _Chunk:
 
     def forest(self, item_ids: np.ndarray, normal_dim: int) -> Forest:
         """Number nodes tree by tree, breadth first, and link children."""
+
         def cat(recs: list[dict[str, np.ndarray]], k: str, dtype: type = np.int64) -> np.ndarray:
             return np.concatenate([r[k] for r in recs]) if recs else np.zeros(0, dtype)
 
@@ -212,8 +230,7 @@ class _Chunk:
         n_trees = len(self.trees)
         roots = np.zeros(n_trees, np.int64)
         children = np.zeros((len(s_order), 2), np.int64)
-        for recs, refs in ((S, split_new[cat(S, "id")]),
-                           (L, -1 - np.argsort(l_order))):
+        for recs, refs in ((S, split_new[cat(S, "id")]), (L, -1 - np.argsort(l_order))):
             if not recs:
                 continue
             parent, side, tree = cat(recs, "parent"), cat(recs, "side"), cat(recs, "tree")
@@ -224,8 +241,11 @@ class _Chunk:
         items = cat(L, "items")
         item_start = np.concatenate([[0], np.cumsum(cat(L, "len"))[:-1]]).astype(np.int64)
         leaf_items = item_ids[items[_ranges(item_start[l_order], leaf_len)]]
-        normals = (np.concatenate([r["normals"] for r in S]) if S
-                   else np.zeros((0, normal_dim), np.float32))
+        normals = (
+            np.concatenate([r["normals"] for r in S])
+            if S
+            else np.zeros((0, normal_dim), np.float32)
+        )
         return Forest(
             normals=np.ascontiguousarray(normals[s_order], dtype=np.float32),
             offsets=cat(S, "offsets", np.float32)[s_order].astype(np.float32),
@@ -257,7 +277,7 @@ def build_trees(
     normal_dim = 0 if metric.is_hamming else z.shape[1]
     n = max(len(z), 1)
     per_chunk = int(np.clip(TARGET_ROWS // n, 1, 256))
-    chunks = [trees[i:i + per_chunk] for i in range(0, len(trees), per_chunk)]
+    chunks = [trees[i : i + per_chunk] for i in range(0, len(trees), per_chunk)]
 
     def one(chunk: np.ndarray) -> Forest:
         state = _Chunk(z, metric, chunk, seed, leaf_size)

@@ -65,8 +65,9 @@ def content_hash(arrays: Mapping[str, np.ndarray], fields: Mapping[str, Any]) ->
     return h.hexdigest()
 
 
-def write(path: str | os.PathLike[str], fields: dict[str, Any],
-          arrays: Mapping[str, np.ndarray]) -> None:
+def write(
+    path: str | os.PathLike[str], fields: dict[str, Any], arrays: Mapping[str, np.ndarray]
+) -> None:
     """Write atomically: a temporary file beside ``path``, fsync, rename, fsync the folder."""
     path = Path(path)
     arrays = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
@@ -83,8 +84,12 @@ def write(path: str | os.PathLike[str], fields: dict[str, Any],
         new: dict[str, dict[str, Any]] = {}
         for name in sorted(arrays):
             a = arrays[name]
-            new[name] = {"dtype": a.dtype.str, "shape": list(a.shape), "offset": pos,
-                         "nbytes": a.nbytes}
+            new[name] = {
+                "dtype": a.dtype.str,
+                "shape": list(a.shape),
+                "offset": pos,
+                "nbytes": a.nbytes,
+            }
             pos = _align(pos + a.nbytes)
         size = pos
         if new == table:
@@ -94,6 +99,7 @@ def write(path: str | os.PathLike[str], fields: dict[str, Any],
     header = HEADER.pack(MAGIC, VERSION, 0, ALIGN, len(manifest), zlib.crc32(manifest))
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
     try:
+        os.fchmod(fd, 0o666 & ~umask())  # mkstemp makes 0600; a saved index is shared like any file
         with os.fdopen(fd, "wb") as fh:
             fh.write(header)
             fh.write(manifest)
@@ -117,6 +123,20 @@ def write(path: str | os.PathLike[str], fields: dict[str, Any],
         pass
 
 
+def umask() -> int:
+    """The process umask, read without changing it where the OS allows (Linux)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def is_native(path: str | os.PathLike[str]) -> bool:
     """Whether the file starts with the native magic (a missing file raises FileNotFoundError)."""
     with open(path, "rb") as fh:
@@ -133,16 +153,24 @@ class Mapped:
             self.size, self.mtime_ns = st.st_size, st.st_mtime_ns
             head = fh.read(HEADER.size)
             if len(head) < HEADER.size:
-                raise IndexFileError(f"{self.path}: truncated (only {len(head)} bytes; not an index file)")
+                raise IndexFileError(
+                    f"{self.path}: truncated (only {len(head)} bytes; not an index file)"
+                )
             magic, version, _, moff, mlen, crc = HEADER.unpack(head)
             if magic != MAGIC:
-                raise IndexFileError(f"{self.path}: not an annoy-adapters index (bad magic {magic!r})")
+                raise IndexFileError(
+                    f"{self.path}: not an annoy-adapters index (bad magic {magic!r})"
+                )
             if version != VERSION:
                 raise IndexFileError(
-                    f"{self.path}: unsupported format version {version} (this release reads {VERSION})")
+                    f"{self.path}: unsupported format version {version} "
+                    f"(this release reads {VERSION})"
+                )
             if moff != ALIGN or mlen > MAX_MANIFEST or moff + mlen > self.size:
-                raise IndexFileError(f"{self.path}: corrupted header (manifest at {moff}+{mlen}, "
-                                     f"file has {self.size} bytes)")
+                raise IndexFileError(
+                    f"{self.path}: corrupted header (manifest at {moff}+{mlen}, "
+                    f"file has {self.size} bytes)"
+                )
             fh.seek(moff)
             raw = fh.read(mlen)
             if len(raw) != mlen or zlib.crc32(raw) != crc:
@@ -163,15 +191,23 @@ class Mapped:
         if not isinstance(e, dict):
             raise bad
         dtype, shape, off, nbytes = e.get("dtype"), e.get("shape"), e.get("offset"), e.get("nbytes")
-        if dtype not in DTYPES or not isinstance(shape, list) or len(shape) > 2:
+        if (
+            not isinstance(dtype, str)
+            or dtype not in DTYPES
+            or not isinstance(shape, list)
+            or len(shape) > 2
+        ):
             raise bad
-        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
-                   for v in [*shape, off, nbytes]):
+        if not all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in [*shape, off, nbytes]
+        ):
             raise bad
         count = int(np.prod(shape, dtype=object))
         if count * np.dtype(dtype).itemsize != nbytes or off % ALIGN or off + nbytes > self.size:
-            raise IndexFileError(f"{self.path}: array {name!r} lies outside the file "
-                                 f"(offset {off}, {nbytes} bytes, file {self.size} bytes)")
+            raise IndexFileError(
+                f"{self.path}: array {name!r} lies outside the file "
+                f"(offset {off}, {nbytes} bytes, file {self.size} bytes)"
+            )
         if count == 0 or self._mm is None:
             return np.zeros(shape, dtype=dtype)
         return np.frombuffer(self._mm, dtype=dtype, count=count, offset=off).reshape(shape)

@@ -77,12 +77,21 @@ class AnnoyIndex:
     [0, 1]
     """
 
-    def __init__(self, f: int, metric: str = "angular", *, leaf_size: int | None = None,
-                 seed: int | None = None) -> None:
+    def __init__(
+        self,
+        f: int,
+        metric: str = "angular",
+        *,
+        leaf_size: int | None = None,
+        seed: int | None = None,
+    ) -> None:
         self.f = check.positive_int("f", f) if not (isinstance(f, int) and f == 0) else 0
         self._metric: Metric = get_metric(metric)
-        self.leaf_size = (default_leaf_size(self.f, metric) if leaf_size is None
-                          else check.positive_int("leaf_size", leaf_size))
+        self.leaf_size = (
+            default_leaf_size(self.f, metric)
+            if leaf_size is None
+            else check.positive_int("leaf_size", leaf_size)
+        )
         if self.leaf_size < 2:
             raise ValueError(f"'leaf_size' must be at least 2 (got {self.leaf_size})")
         self.seed = DEFAULT_SEED if seed is None else check.integer("seed", seed) % (1 << 63)
@@ -123,18 +132,24 @@ class AnnoyIndex:
 
     def __repr__(self) -> str:
         where = f", path={self.path!r}" if self.path else ""
-        return (f"AnnoyIndex(f={self.f}, metric={self.metric!r}, n_items={self._n}, "
-                f"n_trees={self.get_n_trees()}{where})")
+        return (
+            f"AnnoyIndex(f={self.f}, metric={self.metric!r}, n_items={self._n}, "
+            f"n_trees={self.get_n_trees()}{where})"
+        )
 
     def _require_built(self, what: str) -> Forest:
         if self._forest is None:
-            raise RuntimeError(f"cannot {what}: the index is not built; call build() or load() first")
+            raise RuntimeError(
+                f"cannot {what}: the index is not built; call build() or load() first"
+            )
         return self._forest
 
     def _require_mutable(self, what: str) -> None:
         if self._mapped is not None:
-            raise RuntimeError(f"cannot {what}: the index is loaded from {self.path!r}; "
-                               "loaded indexes are read-only")
+            raise RuntimeError(
+                f"cannot {what}: the index is loaded from {self.path!r}; "
+                "loaded indexes are read-only"
+            )
         if self._forest is not None:
             raise RuntimeError(f"cannot {what}: the index is already built; call unbuild() first")
 
@@ -167,8 +182,10 @@ class AnnoyIndex:
             else:
                 idx = np.asarray(ids)
                 if idx.ndim != 1 or len(idx) != len(x) or (len(idx) and idx.dtype.kind not in "iu"):
-                    raise ValueError(f"'ids' must be {len(x)} ints, one per row of X "
-                                     f"(got shape {idx.shape}, dtype {idx.dtype})")
+                    raise ValueError(
+                        f"'ids' must be {len(x)} ints, one per row of X "
+                        f"(got shape {idx.shape}, dtype {idx.dtype})"
+                    )
                 idx = idx.astype(np.int64)
                 if len(idx) and idx.min() < 0:
                     raise IndexError(f"Item index can not be negative (got {int(idx.min())})")
@@ -194,8 +211,13 @@ class AnnoyIndex:
         self._verbose = bool(v)
         return True
 
-    def build(self, n_trees: int, n_jobs: int = -1, *,
-              progress: Callable[[int, int | None], None] | None = None) -> bool:
+    def build(
+        self,
+        n_trees: int,
+        n_jobs: int = -1,
+        *,
+        progress: Callable[[int, int | None], None] | None = None,
+    ) -> bool:
         """Build ``n_trees`` trees (-1: add trees until nodes reach about twice the items).
 
         ``n_jobs`` threads share the work; the result is the same for any ``n_jobs``.
@@ -221,8 +243,16 @@ class AnnoyIndex:
                     progress(done[0], total if total > 0 else None)
 
             def grow(trees: range, total: int) -> Forest:
-                return build_trees(z, present, self._metric, trees, self.seed, self.leaf_size,
-                                   n_jobs=jobs, progress=lambda k: tick(k, total))
+                return build_trees(
+                    z,
+                    present,
+                    self._metric,
+                    trees,
+                    self.seed,
+                    self.leaf_size,
+                    n_jobs=jobs,
+                    progress=lambda k: tick(k, total),
+                )
 
             if n_trees == -1:
                 first = grow(range(1), -1)
@@ -230,6 +260,7 @@ class AnnoyIndex:
                 total = max(1, math.ceil(len(present) / per_tree))
                 rest = grow(range(1, total), total)
                 from ._forest import concat
+
                 forest = concat([first, rest], first.normals.shape[1])
             else:
                 forest = grow(range(n_trees), n_trees)
@@ -271,15 +302,16 @@ class AnnoyIndex:
         if search_k >= self._n_present * max(forest.n_trees, 1):
             cand = np.broadcast_to(np.flatnonzero(self._present), (len(q), self._n_present))
         else:
-            leaf, keep = collect_leaves(forest, m, m.query_space(q, self.f), search_k)
-            cand = candidates(forest, leaf, keep)
+            qid, leaf = collect_leaves(forest, m, m.query_space(q, self.f), search_k)
+            cand = candidates(forest, qid, leaf, len(q))
             if len(cand) and (cand.max(initial=-1) >= self._n):
                 raise IndexFileError(f"{self.path}: corrupted leaf items (id out of range)")
         ids, d = rank(m, q_stored, cand, self._store, self._sqnorm, k)
         return ids, m.returned(d)
 
-    def query(self, X: Any, k: int, search_k: int = -1, *,
-              n_jobs: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    def query(
+        self, X: Any, k: int, search_k: int = -1, *, n_jobs: int = 1
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` nearest items of every row of ``X``.
 
         Returns ``(ids, distances)``: int64 and float32 arrays of shape (n_queries, k), best
@@ -297,7 +329,7 @@ class AnnoyIndex:
             ids = np.full((len(x), k), -1, np.int64)
             return ids, self._pad(np.full((len(x), k), np.inf, np.float32))
         chunks = range(0, len(x), QUERY_CHUNK)
-        work = lambda lo: self._query_block(x[lo:lo + QUERY_CHUNK], k, sk)  # noqa: E731
+        work = lambda lo: self._query_block(x[lo : lo + QUERY_CHUNK], k, sk)  # noqa: E731
         jobs = _n_jobs(n_jobs)
         if jobs == 1 or len(chunks) == 1:
             parts = [work(lo) for lo in chunks]
@@ -324,24 +356,29 @@ class AnnoyIndex:
         if not bad.any():
             bad = ~self._present[arr]
         if bad.any():
-            raise IndexError(f"'{name}' holds an id that is not an item: {int(arr[bad][0])} "
-                             f"(items are 0..{self._n - 1}, holes excluded)")
+            raise IndexError(
+                f"'{name}' holds an id that is not an item: {int(arr[bad][0])} "
+                f"(items are 0..{self._n - 1}, holes excluded)"
+            )
         return arr
 
-    def query_items(self, ids: Any, k: int, search_k: int = -1, *,
-                    n_jobs: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    def query_items(
+        self, ids: Any, k: int, search_k: int = -1, *, n_jobs: int = 1
+    ) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`query` for stored items (each item is normally its own first neighbour)."""
         self._require_built("query")
-        return self.query(self.get_item_vectors(self._item_ids("ids", ids)), k, search_k,
-                          n_jobs=n_jobs)
+        return self.query(
+            self.get_item_vectors(self._item_ids("ids", ids)), k, search_k, n_jobs=n_jobs
+        )
 
     def _as_lists(self, ids: np.ndarray, d: np.ndarray, include: bool) -> Any:
         ok = ids[0] >= 0
         out = ids[0][ok].tolist()
         return (out, d[0][ok].tolist()) if include else out
 
-    def get_nns_by_vector(self, vector: Any, n: int, search_k: int = -1,
-                          include_distances: bool = False) -> Any:
+    def get_nns_by_vector(
+        self, vector: Any, n: int, search_k: int = -1, include_distances: bool = False
+    ) -> Any:
         """The ``n`` nearest items of ``vector``: a list, or (ids, distances)."""
         if isinstance(vector, (str, bytes)) or not hasattr(vector, "__len__"):
             raise TypeError(f"'vector' must be a sequence of numbers (got {type(vector).__name__})")
@@ -351,8 +388,9 @@ class AnnoyIndex:
         ids, d = self.query(v, n, search_k)
         return self._as_lists(ids, d, include_distances)
 
-    def get_nns_by_item(self, i: int, n: int, search_k: int = -1,
-                        include_distances: bool = False) -> Any:
+    def get_nns_by_item(
+        self, i: int, n: int, search_k: int = -1, include_distances: bool = False
+    ) -> Any:
         """The ``n`` nearest items of item ``i``: a list, or (ids, distances)."""
         i = check.integer("i", i)
         ids, d = self.query_items([i], n, search_k)
@@ -466,10 +504,15 @@ class AnnoyIndex:
     def _fields_and_arrays(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         forest = self._require_built("save")
         arrays: dict[str, np.ndarray] = {
-            "vectors": self._store, "present": self._present.view(np.uint8),
-            "normals": forest.normals, "offsets": forest.offsets, "children": forest.children,
-            "counts": forest.counts, "leaf_ptr": forest.leaf_ptr,
-            "leaf_items": forest.leaf_items, "roots": forest.roots,
+            "vectors": self._store,
+            "present": self._present.view(np.uint8),
+            "normals": forest.normals,
+            "offsets": forest.offsets,
+            "children": forest.children,
+            "counts": forest.counts,
+            "leaf_ptr": forest.leaf_ptr,
+            "leaf_items": forest.leaf_items,
+            "roots": forest.roots,
         }
         if self._sqnorm is not None:
             arrays["sqnorm"] = self._sqnorm
@@ -478,9 +521,17 @@ class AnnoyIndex:
         if lab is not None:
             kind, extra = _labels.to_arrays(lab)
             arrays.update(extra)
-        fields = {"f": self.f, "metric": self.metric, "n_items": self._n,
-                  "n_trees": forest.n_trees, "leaf_size": self.leaf_size, "seed": self.seed,
-                  "labels": kind, "metadata": self._metadata, "format": "annoy-adapters"}
+        fields = {
+            "f": self.f,
+            "metric": self.metric,
+            "n_items": self._n,
+            "n_trees": forest.n_trees,
+            "leaf_size": self.leaf_size,
+            "seed": self.seed,
+            "labels": kind,
+            "metadata": self._metadata,
+            "format": "annoy-adapters",
+        }
         return fields, arrays
 
     def save(self, fn: str | os.PathLike[str], prefault: bool = False) -> bool:
@@ -498,11 +549,14 @@ class AnnoyIndex:
             got_f, got_metric = mapped.fields.get("f"), mapped.fields.get("metric")
             if got_f != self.f or got_metric != self.metric:
                 mapped.close()
-                raise ValueError(f"{path} holds f={got_f}, metric={got_metric!r} but this index "
-                                 f"has f={self.f}, metric={self.metric!r}")
+                raise ValueError(
+                    f"{path} holds f={got_f}, metric={got_metric!r} but this index "
+                    f"has f={self.f}, metric={self.metric!r}"
+                )
             self._attach(mapped)
         else:
             from ._annoy_format import read_ann
+
             self.unload()
             read_ann(self, path, prefault)
         return True
@@ -510,6 +564,7 @@ class AnnoyIndex:
     def _attach(self, mapped: ff.Mapped) -> None:
         """Serve the index from an open native file, validating it first."""
         from ._loader import unpack
+
         state = unpack(mapped, self)
         self.unload()
         for k, v in state.items():
@@ -526,35 +581,50 @@ class AnnoyIndex:
     def export_annoy(self, fn: str | os.PathLike[str]) -> bool:
         """Write an annoy 1.17.3 ``.ann`` file of this index (ids only; labels are not kept)."""
         from ._annoy_format import write_ann
+
         write_ann(self, os.fspath(fn))
         return True
 
     # -- pickling ---------------------------------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
-        base = {"f": self.f, "metric": self.metric, "leaf_size": self.leaf_size,
-                "seed": self.seed, "verbose": self._verbose}
+        base = {
+            "f": self.f,
+            "metric": self.metric,
+            "leaf_size": self.leaf_size,
+            "seed": self.seed,
+            "verbose": self._verbose,
+        }
         if self._mapped is not None:
-            return {**base, "path": self.path,
-                    "content_hash": self._mapped.fields.get("content_hash")}
-        state = {**base, "n": self._n, "store": self._store[: self._n],
-                 "present": self._present[: self._n], "labels": self.labels,
-                 "metadata": self._metadata}
+            return {
+                **base,
+                "path": self.path,
+                "content_hash": self._mapped.fields.get("content_hash"),
+            }
+        state = {
+            **base,
+            "n": self._n,
+            "store": self._store[: self._n],
+            "present": self._present[: self._n],
+            "labels": self.labels,
+            "metadata": self._metadata,
+        }
         if self._forest is not None:
             state["forest"] = self._forest.__dict__
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["f"], state["metric"], leaf_size=state["leaf_size"],
-                      seed=state["seed"])
+        self.__init__(state["f"], state["metric"], leaf_size=state["leaf_size"], seed=state["seed"])
         self._verbose = state["verbose"]
         if "path" in state:
             self.load(state["path"])
             if self._mapped is not None and (
-                self._mapped.fields.get("content_hash") != state["content_hash"]):
+                self._mapped.fields.get("content_hash") != state["content_hash"]
+            ):
                 path = state["path"]
                 self.unload()
-                raise IndexFileError(f"{path} changed since this index was pickled "
-                                     "(content hash differs)")
+                raise IndexFileError(
+                    f"{path} changed since this index was pickled (content hash differs)"
+                )
             return
         self._n, self._store, self._present = state["n"], state["store"], state["present"]
         self._n_present = int(self._present.sum())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import numbers
 from collections.abc import Sequence
 from typing import Any
@@ -15,8 +16,10 @@ def normalize(labels: Sequence[Any] | np.ndarray, n_items: int) -> np.ndarray:
     """Validate labels: ``n_items`` of them, all str or all int, no duplicates."""
     arr = np.asarray(labels, dtype=object) if not isinstance(labels, np.ndarray) else labels
     if arr.ndim != 1 or len(arr) != n_items:
-        raise ValueError(f"'labels' must be a 1-D sequence of get_n_items()={n_items} labels "
-                         f"(got shape {np.shape(arr)})")
+        raise ValueError(
+            f"'labels' must be a 1-D sequence of get_n_items()={n_items} labels "
+            f"(got shape {np.shape(arr)})"
+        )
     if arr.dtype.kind in "iu":
         out = arr.astype(np.int64)
     elif arr.dtype.kind == "U" or (arr.dtype == object and all(isinstance(v, str) for v in arr)):
@@ -62,8 +65,13 @@ def from_arrays(kind: Any, arrays: dict[str, np.ndarray], n_items: int) -> np.nd
         raw = blob.tobytes()
         try:
             p = ptr.tolist()
-            return np.array([raw[a:b].decode("utf-8", "surrogatepass")
-                             for a, b in zip(p[:-1], p[1:], strict=True)], dtype=object)
+            return np.array(
+                [
+                    raw[a:b].decode("utf-8", "surrogatepass")
+                    for a, b in itertools.pairwise(p)
+                ],
+                dtype=object,
+            )
         except UnicodeDecodeError as exc:
             raise IndexFileError(f"corrupted labels ({exc})") from None
     raise IndexFileError(f"corrupted manifest (unknown labels kind {kind!r})")

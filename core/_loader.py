@@ -13,7 +13,7 @@ import numpy as np
 from ._errors import IndexFileError
 from ._fileformat import Mapped
 from ._forest import Forest
-from ._metrics import BY_NAME
+from ._metrics import BY_NAME, words_for_bits
 
 if TYPE_CHECKING:
     from ._index import AnnoyIndex
@@ -31,20 +31,23 @@ def _array(m: Mapped, name: str, dtype: str, shape: tuple[int, ...]) -> np.ndarr
     if a is None:
         raise IndexFileError(f"{m.path}: corrupted (array {name!r} missing)")
     if a.dtype.str != dtype or a.shape != shape:
-        raise IndexFileError(f"{m.path}: corrupted (array {name!r} is {a.dtype.str}{a.shape}, "
-                             f"expected {dtype}{shape})")
+        raise IndexFileError(
+            f"{m.path}: corrupted (array {name!r} is {a.dtype.str}{a.shape}, "
+            f"expected {dtype}{shape})"
+        )
     return a
 
 
 def unpack(m: Mapped, index: AnnoyIndex) -> dict[str, Any]:
     """Validated attribute values for ``index`` served from ``m``."""
     fields = m.fields
-    metric = BY_NAME.get(fields.get("metric"))  # type: ignore[arg-type]
+    name = fields.get("metric")
+    metric = BY_NAME.get(name) if isinstance(name, str) else None
     if metric is None:
         raise IndexFileError(f"{m.path}: corrupted manifest (metric {fields.get('metric')!r})")
     f = _int_field(m, "f")
     n = _int_field(m, "n_items")
-    n_trees = _int_field(m, "n_trees")
+    n_trees = _int_field(m, "n_trees", 1)  # every build has a tree; the search needs one
     if not isinstance(fields.get("metadata"), dict):
         raise IndexFileError(f"{m.path}: corrupted manifest (metadata is not a dict)")
     width = metric.stored_width(f)
@@ -52,7 +55,10 @@ def unpack(m: Mapped, index: AnnoyIndex) -> dict[str, Any]:
     present = _array(m, "present", "|u1", (n,))
     if n and present.max() > 1:
         raise IndexFileError(f"{m.path}: corrupted (present flags other than 0/1)")
-    n_splits = m.arrays.get("offsets", np.zeros(0)).shape[0]
+    split_offsets = m.arrays.get("offsets")
+    if split_offsets is None or split_offsets.ndim != 1:
+        raise IndexFileError(f"{m.path}: corrupted (array 'offsets' missing or not 1-D)")
+    n_splits = split_offsets.shape[0]
     nd = 0 if metric.is_hamming else metric.normal_dim(f)
     normals = _array(m, "normals", "<f4", (n_splits, nd))
     offsets = _array(m, "offsets", "<f4", (n_splits,))
@@ -79,7 +85,9 @@ def unpack(m: Mapped, index: AnnoyIndex) -> dict[str, Any]:
         if ((children >= 0) & (children <= own)).any():
             raise IndexFileError(f"{m.path}: corrupted (a split points back up its tree)")
     if metric.is_hamming and n_splits:
-        bad = (offsets < 0) | (offsets >= max(f, 1)) | (offsets != np.floor(offsets))
+        # annoy's padding bits (f..64*words-1) can hold splits of a converted .ann forest
+        top = 64 * words_for_bits(max(f, 1))
+        bad = (offsets < 0) | (offsets >= top) | (offsets != np.floor(offsets))
         if bad.any():
             raise IndexFileError(f"{m.path}: corrupted (hamming split dimension out of range)")
     sqnorm = None
@@ -90,13 +98,27 @@ def unpack(m: Mapped, index: AnnoyIndex) -> dict[str, Any]:
         raise IndexFileError(f"{m.path}: corrupted manifest (labels kind {kind!r})")
     leaf_size = fields.get("leaf_size")
     return {
-        "_store": store, "_present": present.view(bool), "_n": n,
-        "_n_present": int(np.count_nonzero(present)), "_sqnorm": sqnorm,
-        "_forest": Forest(normals=normals, offsets=offsets, children=children, counts=counts,
-                          leaf_ptr=leaf_ptr, leaf_items=leaf_items, roots=roots),
-        "_mapped": m, "_labels": None, "_label_index": None,
+        "_store": store,
+        "_present": present.view(bool),
+        "_n": n,
+        "_n_present": int(np.count_nonzero(present)),
+        "_sqnorm": sqnorm,
+        "_forest": Forest(
+            normals=normals,
+            offsets=offsets,
+            children=children,
+            counts=counts,
+            leaf_ptr=leaf_ptr,
+            leaf_items=leaf_items,
+            roots=roots,
+        ),
+        "_mapped": m,
+        "_labels": None,
+        "_label_index": None,
         "_label_arrays": (kind, m.arrays) if kind else None,
         "_metadata": fields["metadata"],
-        "leaf_size": leaf_size if isinstance(leaf_size, int) and leaf_size >= 2 else index.leaf_size,
+        "leaf_size": leaf_size
+        if isinstance(leaf_size, int) and leaf_size >= 2
+        else index.leaf_size,
         "seed": fields["seed"] if isinstance(fields.get("seed"), int) else index.seed,
     }

@@ -39,7 +39,7 @@ def unpack_bits(words: np.ndarray, f: int) -> np.ndarray:
 
 def _normalize(x: np.ndarray) -> np.ndarray:
     norms = np.sqrt(np.einsum("ij,ij->i", x, x, dtype=np.float32))
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         out = x / norms[:, None]
     out[norms == 0] = 0
     return out.astype(np.float32, copy=False)
@@ -92,7 +92,7 @@ class Metric:
         if self.name == "angular":
             return _normalize(x)
         if self.name == "dot":
-            # Bachrach et al.: append sqrt(M^2 - |x|^2) so inner-product order becomes angular order.
+            # Bachrach et al.: append sqrt(M^2 - |x|^2): inner-product order becomes angular order
             sq = np.einsum("ij,ij->i", x, x, dtype=np.float32)
             extra = np.sqrt(np.maximum(sq.max(initial=0.0) - sq, 0.0)).astype(np.float32)
             return _normalize(np.hstack([x, extra[:, None]]))
@@ -121,20 +121,22 @@ class Metric:
             a = np.zeros(len(v), dtype=np.float32)
         return v, a.astype(np.float32)
 
-    def margins(
-        self, x: np.ndarray, normals: np.ndarray, offsets: np.ndarray
-    ) -> np.ndarray:
+    def margins(self, x: np.ndarray, normals: np.ndarray, offsets: np.ndarray) -> np.ndarray:
         """Signed margins of rows ``x`` (..., d) against matching planes (..., normal_dim).
 
-        For hamming the margin is the bit at the split's dimension (stored in ``offsets``).
-        Dot queries have 0 in the extra coordinate, so only the first ``d`` weights count.
+        For hamming the margin is the bit at the split's dimension (stored in ``offsets``); a
+        dimension beyond ``f`` (annoy may split on a padding bit) reads 0.  Dot queries have 0 in
+        the extra coordinate, so only the first ``d`` weights count; its offsets are 0 for native
+        forests and annoy 1.17.3's ``dot_factor ** 2`` for forests read from ``.ann`` files.
         """
         if self.is_hamming:
             dims = offsets.astype(np.int64)
-            return np.take_along_axis(x, dims[..., None], axis=-1)[..., 0].astype(np.float32)
+            inside = dims < x.shape[-1]
+            bits = np.take_along_axis(x, np.where(inside, dims, 0)[..., None], axis=-1)[..., 0]
+            return np.where(inside, bits, 0).astype(np.float32)
         d = x.shape[-1]
         m = np.einsum("...i,...i->...", x, normals[..., :d], dtype=np.float32)
-        if self.has_offset:
+        if self.has_offset or self.name == "dot":
             m = m + offsets
         return m
 
@@ -165,18 +167,21 @@ class Metric:
         angular and euclidean so the inner product can do the work.
         """
         if self.is_hamming:
-            return np.bitwise_count(cand ^ q[:, None, :]).sum(axis=-1, dtype=np.int64).astype(
-                np.float32
+            return (
+                np.bitwise_count(cand ^ q[:, None, :])
+                .sum(axis=-1, dtype=np.int64)
+                .astype(np.float32)
             )
         if self.name == "manhattan":
             return np.abs(cand - q[:, None, :]).sum(axis=-1, dtype=np.float32)
-        dots = np.matmul(cand, q[:, :, None].astype(np.float32))[..., 0]
+        # einsum, not matmul: stacked gemv in matmul takes a slow non-BLAS loop here
+        dots = np.einsum("bmi,bi->bm", cand, q, dtype=np.float32)
         if self.name == "dot":
             return -dots
         if self.name == "euclidean":
             return np.maximum(q_sqnorm[:, None] + cand_sqnorm - 2 * dots, 0)
         pq = q_sqnorm[:, None] * cand_sqnorm
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             d = 2 - 2 * dots / np.sqrt(pq)
         return np.where(pq > 0, np.maximum(d, 0), np.float32(2)).astype(np.float32)
 
@@ -186,9 +191,15 @@ class Metric:
             d = cand - q[:, None, :]
             return np.einsum("bmi,bmi->bm", d, d, dtype=np.float32)
         if self.name == "angular":
-            qq = np.einsum("bi,bi->b", q, q, dtype=np.float32)
-            cc = np.einsum("bmi,bmi->bm", cand, cand, dtype=np.float32)
-            return self.rank(q, cand, qq, cc)
+            # float64 so a vector's distance to itself comes out 0, as annoy's does
+            q64, c64 = q.astype(np.float64), cand.astype(np.float64)
+            qq = np.einsum("bi,bi->b", q64, q64)
+            cc = np.einsum("bmi,bmi->bm", c64, c64)
+            dots = np.einsum("bmi,bi->bm", c64, q64)
+            pq = qq[:, None] * cc
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                d = 2 - 2 * dots / np.sqrt(pq)
+            return np.where(pq > 0, np.maximum(d, 0), 2.0).astype(np.float32)
         return self.rank(q, cand, None, None)
 
     def returned(self, rank: np.ndarray) -> np.ndarray:

@@ -98,12 +98,16 @@ def assemble(
     for p in parts:
         got = (p.n_items, p.f, p.metric, p.seed, p.leaf_size)
         if got != want:
-            raise ValueError(f"'parts' hold a part built with (n, f, metric, seed, leaf_size)="
-                             f"{got}, expected {want}")
+            raise ValueError(
+                f"'parts' hold a part built with (n, f, metric, seed, leaf_size)="
+                f"{got}, expected {want}"
+            )
     ids = np.concatenate([p.tree_ids for p in parts]) if parts else np.zeros(0, np.int64)
     if not len(ids) or not np.array_equal(np.sort(ids), np.arange(len(ids))):
-        raise ValueError(f"'parts' must hold trees 0..n_trees-1 exactly once (got tree ids "
-                         f"{np.sort(ids).tolist()[:20]})")
+        raise ValueError(
+            f"'parts' must hold trees 0..n_trees-1 exactly once (got tree ids "
+            f"{np.sort(ids).tolist()[:20]})"
+        )
     # split parts into single trees, then join in tree order
     singles: dict[int, Forest] = {}
     for p in parts:
@@ -133,12 +137,15 @@ def _one_tree(forest: Forest, t: int) -> Forest:
     def shift(r: np.ndarray) -> np.ndarray:
         return np.where(r >= 0, r - s0, r + l0)
 
-    ptr = forest.leaf_ptr[l0:l1 + 1]
+    ptr = forest.leaf_ptr[l0 : l1 + 1]
     return Forest(
-        normals=forest.normals[s0:s1], offsets=forest.offsets[s0:s1],
-        children=shift(forest.children[s0:s1]), counts=forest.counts[s0:s1],
-        leaf_ptr=ptr - ptr[0], leaf_items=forest.leaf_items[ptr[0]:ptr[-1]],
-        roots=shift(roots[t:t + 1]),
+        normals=forest.normals[s0:s1],
+        offsets=forest.offsets[s0:s1],
+        children=shift(forest.children[s0:s1]),
+        counts=forest.counts[s0:s1],
+        leaf_ptr=ptr - ptr[0],
+        leaf_items=forest.leaf_items[ptr[0] : ptr[-1]],
+        roots=shift(roots[t : t + 1]),
     )
 
 
@@ -173,12 +180,20 @@ def file_info(path: str | os.PathLike[str]) -> dict[str, Any]:
         arrays = fl.get("arrays", {})
         n_splits = arrays.get("offsets", {}).get("shape", [0])[0]
         n_leaves = max(arrays.get("leaf_ptr", {}).get("shape", [1])[0] - 1, 0)
-        return {"path": os.fspath(path), "format_version": VERSION, "f": fl.get("f"),
-                "metric": fl.get("metric"), "n_items": fl.get("n_items"),
-                "n_trees": fl.get("n_trees"), "n_nodes": n_splits + n_leaves,
-                "leaf_size": fl.get("leaf_size"), "seed": fl.get("seed"),
-                "labels": fl.get("labels"), "metadata": fl.get("metadata"),
-                "content_hash": fl.get("content_hash"), "size_bytes": m.size}
+        return {
+            "path": os.fspath(path),
+            "format_version": VERSION,
+            "f": fl.get("f"),
+            "metric": fl.get("metric"),
+            "n_items": fl.get("n_items"),
+            "n_trees": fl.get("n_trees"),
+            "n_nodes": n_splits + n_leaves,
+            "leaf_size": fl.get("leaf_size"),
+            "seed": fl.get("seed"),
+            "labels": fl.get("labels"),
+            "metadata": fl.get("metadata"),
+            "content_hash": fl.get("content_hash"),
+            "size_bytes": m.size,
+        }
     finally:
         m.close()
-

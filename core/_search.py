@@ -1,13 +1,19 @@
 """Vectorized best-first search across queries and trees.
 
 Annoy pops nodes from one max-heap per query, a child inheriting min(parent priority, +/-margin),
-until ``search_k`` candidates (duplicates counted) have been collected.  Because priorities only
-fall going down a tree, that set is "the leaves of highest priority whose sizes first add up to
-``search_k``".  We compute the same set for a batch of queries at once: each round expands the
-few best open nodes of every query (one gather and one einsum for all of them), and a node is
-dropped as soon as its priority falls below the cut that the leaves already collected guarantee.
-The loop ends when no query has an open node above its cut, so the result does not depend on
-how many nodes a round expands.
+until ``search_k`` candidates (duplicates counted) have been collected.  Priorities only fall
+going down a tree, so that set is "the leaves of highest priority whose sizes first add up to
+``search_k``" (ties broken here by leaf id).  We compute the same set for a batch of queries at
+once, with flat (query, node) arrays and no heap:
+
+1. Descend all trees level by level, expanding every node whose priority is at least the query's
+   threshold ``tau`` (one gather and one einsum per level for the whole batch).  Children below
+   ``tau`` are set aside.  The first threshold is 0: the greedy paths.
+2. A query whose collected leaves hold at least ``search_k`` items is done: every leaf of
+   priority >= tau has been seen, so the best ``search_k`` are among them.  Otherwise lower its
+   ``tau`` to cover the deficit, estimated from the set-aside nodes' item counts, and resume
+   from them.
+3. Keep each query's best leaves, by (priority, leaf id), until ``search_k`` items are reached.
 """
 
 from __future__ import annotations
@@ -17,136 +23,132 @@ import numpy as np
 from ._forest import Forest
 from ._metrics import Metric
 
-EXPAND = 32  # open nodes expanded per query per round
-RANK_BUDGET = 1 << 24  # gathered candidate values per ranking block (64 MB of float32)
+RANK_BUDGET = 1 << 22  # gathered candidate values per ranking block (16 MB of float32)
+SHARE = 0.1  # first guess of the share of a set-aside subtree's items a lower tau brings in
 NEG = np.float32(-np.inf)
 
 
-def _compact(keep: np.ndarray, *cols: np.ndarray) -> list[np.ndarray]:
-    """Move the kept entries of every row to the front; width becomes the largest row count."""
-    counts = keep.sum(axis=1)
-    width = max(int(counts.max(initial=0)), 1)
-    pos = np.cumsum(keep, axis=1) - 1
-    rows = np.nonzero(keep)[0]
-    out = []
-    for c in cols:
-        fill = NEG if c.dtype == np.float32 else 0
-        o = np.full((len(keep), width), fill, dtype=c.dtype)
-        o[rows, pos[keep]] = c[keep]
-        out.append(o)
+def _sizes(forest: Forest, refs: np.ndarray) -> np.ndarray:
+    """Items below each node reference (split counts or leaf sizes)."""
+    out = np.empty(len(refs), np.int64)
+    leaf = refs < 0
+    out[~leaf] = forest.counts[refs[~leaf]]
+    lf = -1 - refs[leaf]
+    out[leaf] = forest.leaf_ptr[lf + 1] - forest.leaf_ptr[lf]
     return out
 
 
-def _cut(pri: np.ndarray, size: np.ndarray, search_k: int) -> np.ndarray:
-    """Per row, the priority at which collected leaves first reach ``search_k`` items, else -inf."""
-    order = np.argsort(-pri, axis=1, kind="stable")
-    cum = np.cumsum(np.take_along_axis(size, order, axis=1), axis=1)
-    enough = cum[:, -1] >= search_k
-    at = np.argmax(cum >= search_k, axis=1)
-    cut = np.take_along_axis(pri, order[np.arange(len(pri)), at][:, None], axis=1)[:, 0]
-    return np.where(enough, cut, NEG).astype(np.float32)
+def _rows(qid: np.ndarray, b: int, *cols: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Scatter flat per-query entries into padded rows (b, width): a mask and the columns.
+
+    Flat arrays arrive as sorted runs of query ids (one run per level), which a stable sort
+    merges cheaply; per-row work afterwards is a row-wise sort, much faster than a global one.
+    """
+    order = np.argsort(qid, kind="stable")
+    q = qid[order]
+    per_row = np.bincount(q, minlength=b)
+    width = max(int(per_row.max(initial=0)), 1)
+    pos = np.arange(len(q)) - np.repeat(np.cumsum(per_row) - per_row, per_row)
+    mask = np.zeros((b, width), bool)
+    mask[q, pos] = True
+    out = []
+    for c in cols:
+        fill = NEG if c.dtype == np.float32 else 0
+        o = np.full((b, width), fill, c.dtype)
+        o[q, pos] = c[order]
+        out.append(o)
+    return mask, out
 
 
 def collect_leaves(
     forest: Forest, metric: Metric, q: np.ndarray, search_k: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Leaves that annoy's best-first search visits for each query row of ``q`` (query space).
-
-    Returns ``(leaf, keep)``: (B, C) leaf ids and a mask of the ones inside the search.
-    """
+    """Leaves annoy's search visits for each row of ``q`` (query space): flat (query, leaf)."""
     b = len(q)
     roots = forest.roots
-    split_roots, leaf_roots = roots[roots >= 0], -1 - roots[roots < 0]
-    root = np.float32(metric.root_priority)
-    fr_ref = np.tile(split_roots, (b, 1))
-    fr_pri = np.full(fr_ref.shape, root, np.float32)
-    col_leaf = np.tile(leaf_roots, (b, 1))
-    col_pri = np.full(col_leaf.shape, root, np.float32)
-    col_size = forest.leaf_sizes(col_leaf)
-    if fr_ref.shape[1] == 0:
-        fr_ref, fr_pri = np.zeros((b, 1), np.int64), np.full((b, 1), NEG)
-    if col_leaf.shape[1] == 0:
-        col_leaf, col_pri = np.zeros((b, 1), np.int64), np.full((b, 1), NEG)
-        col_size = np.zeros((b, 1), np.int64)
-
-    done_rows, done_leaf, done_pri, done_size = [], [], [], []
-    live = np.arange(b)
-    while len(live):
-        cut = _cut(col_pri, col_size, search_k)
-        open_ = fr_pri >= cut[:, None]
-        finished = ~open_.any(axis=1)
-        if finished.any():
-            done_rows.append(live[finished])
-            done_leaf.append(col_leaf[finished])
-            done_pri.append(col_pri[finished])
-            done_size.append(col_size[finished])
-            keep_rows = ~finished
-            live, cut, open_ = live[keep_rows], cut[keep_rows], open_[keep_rows]
-            fr_ref, fr_pri = fr_ref[keep_rows], fr_pri[keep_rows]
-            col_leaf, col_pri, col_size = (
-                col_leaf[keep_rows], col_pri[keep_rows], col_size[keep_rows])
-            if not len(live):
+    t = len(roots)
+    o_qid = np.repeat(np.arange(b), t)
+    o_ref = np.tile(roots, b)
+    o_pri = np.full(b * t, np.float32(metric.root_priority), np.float32)
+    tau = np.zeros(b, np.float32)
+    c_qid, c_ref, c_pri = [], [], []  # collected leaves
+    a_qid = [np.zeros(0, np.int64)]  # set-aside nodes, joined once per pass
+    a_ref = [np.zeros(0, np.int64)]
+    a_pri = [np.zeros(0, np.float32)]
+    count = np.zeros(b, np.int64)
+    share = np.full(b, SHARE)
+    while True:
+        while len(o_ref):  # one level of every open node of every query
+            leaf = o_ref < 0
+            if leaf.any():
+                c_qid.append(o_qid[leaf])
+                c_ref.append(-1 - o_ref[leaf])
+                c_pri.append(o_pri[leaf])
+                count += np.bincount(
+                    o_qid[leaf], weights=_sizes(forest, o_ref[leaf]), minlength=b
+                ).astype(np.int64)
+                o_qid, o_ref, o_pri = o_qid[~leaf], o_ref[~leaf], o_pri[~leaf]
+            if not len(o_ref):
                 break
-        # the EXPAND best open nodes of each live query
-        if fr_pri.shape[1] > EXPAND:
-            key = np.where(open_, fr_pri, NEG)
-            sel = np.argpartition(-key, EXPAND - 1, axis=1)[:, :EXPAND]
-        else:
-            sel = np.broadcast_to(np.arange(fr_pri.shape[1]), fr_pri.shape)
-        rows = np.arange(len(live))[:, None]
-        s_ok = open_[rows, sel]
-        s_ref = np.where(s_ok, fr_ref[rows, sel], 0)
-        s_pri = fr_pri[rows, sel]
-        fr_pri[rows, sel] = np.where(s_ok, NEG, s_pri)
-        qb = np.broadcast_to(q[live][:, None, :], (*s_ref.shape, q.shape[1]))
-        m = metric.margins(qb, np.take(forest.normals, s_ref, axis=0), forest.offsets[s_ref])
-        p0, p1 = metric.child_priority(s_pri, m)
-        c_ref = forest.children[s_ref].reshape(len(live), -1)
-        c_pri = np.stack([p0, p1], axis=-1).reshape(len(live), -1).astype(np.float32)
-        c_pri[~np.repeat(s_ok, 2, axis=1)] = NEG
-        is_split = c_ref >= 0
-        # open nodes above the cut survive; leaves at or above it are collected
-        fr_ref, fr_pri = _compact(
-            np.concatenate([fr_pri >= cut[:, None], (c_pri >= cut[:, None]) & is_split & (c_pri > NEG)],
-                           axis=1),
-            np.concatenate([fr_ref, c_ref], axis=1),
-            np.concatenate([fr_pri, c_pri], axis=1),
-        )
-        new_leaf = np.where(is_split, 0, -1 - c_ref)
-        col_leaf, col_pri, col_size = _compact(
-            np.concatenate([(col_pri >= cut[:, None]) & (col_pri > NEG),
-                            (c_pri >= cut[:, None]) & ~is_split & (c_pri > NEG)], axis=1),
-            np.concatenate([col_leaf, new_leaf], axis=1),
-            np.concatenate([col_pri, c_pri], axis=1),
-            np.concatenate([col_size, forest.leaf_sizes(new_leaf)], axis=1),
-        )
-    width = max(a.shape[1] for a in done_leaf)
-    leaf = np.zeros((b, width), np.int64)
-    pri = np.full((b, width), NEG, np.float32)
-    size = np.zeros((b, width), np.int64)
-    for r, lf, p, s in zip(done_rows, done_leaf, done_pri, done_size, strict=True):
-        leaf[r, : lf.shape[1]], pri[r, : lf.shape[1]], size[r, : lf.shape[1]] = lf, p, s
-    # keep the best leaves until search_k items are reached (annoy's stopping rule)
-    # ties in priority (hamming's integer priorities) are broken by leaf id, so the kept set
-    # never depends on how queries were batched
-    order = np.lexsort((leaf, -pri), axis=1)
-    pri, leaf, size = (np.take_along_axis(a, order, axis=1) for a in (pri, leaf, size))
-    before = np.cumsum(size, axis=1) - size
-    keep = (before < search_k) & (pri > NEG) & (size > 0)
-    return leaf, keep
+            m = metric.margins(
+                np.take(q, o_qid, axis=0),
+                np.take(forest.normals, o_ref, axis=0),
+                forest.offsets[o_ref],
+            )
+            p0, p1 = metric.child_priority(o_pri, m)
+            n_qid = np.repeat(o_qid, 2)
+            n_ref = forest.children[o_ref].ravel()
+            n_pri = np.stack([p0, p1], axis=1).ravel().astype(np.float32)
+            n_pri[np.isnan(n_pri)] = NEG  # NaN planes (a hostile file) never reopen
+            ok = n_pri >= tau[n_qid]
+            a_qid.append(n_qid[~ok])
+            a_ref.append(n_ref[~ok])
+            a_pri.append(n_pri[~ok])
+            o_qid, o_ref, o_pri = n_qid[ok], n_ref[ok], n_pri[ok]
+        a_qid, a_ref, a_pri = np.concatenate(a_qid), np.concatenate(a_ref), np.concatenate(a_pri)
+        if not (count < search_k)[a_qid].any():
+            break
+        # lower tau of each short query to where the set-aside items cover its deficit
+        _, (r_pri, r_size) = _rows(a_qid, b, a_pri, _sizes(forest, a_ref))
+        order = np.argsort(-r_pri, axis=1)
+        r_pri = np.take_along_axis(r_pri, order, axis=1)
+        # a reopened subtree brings in only part of its items (the rest lie below tau): guess
+        # a share, and lower it for queries that come up short again
+        cum = np.cumsum(np.take_along_axis(r_size, order, axis=1), axis=1) * share[:, None]
+        enough = cum >= (search_k - count)[:, None]
+        at = np.argmax(enough, axis=1)
+        # no estimate reaches the deficit: open everything left
+        new_tau = np.where(enough[np.arange(b), at], r_pri[np.arange(b), at], NEG)
+        is_short = count < search_k
+        tau = np.where(is_short, np.minimum(tau, new_tau), tau)
+        share = np.where(is_short, share / 2, share)
+        reopen = a_pri >= tau[a_qid]
+        if not reopen.any():  # nothing left that could add candidates
+            break
+        o_qid, o_ref, o_pri = a_qid[reopen], a_ref[reopen], a_pri[reopen]
+        a_qid, a_ref, a_pri = [a_qid[~reopen]], [a_ref[~reopen]], [a_pri[~reopen]]
+    qid = np.concatenate(c_qid) if c_qid else np.zeros(0, np.int64)
+    leaf = np.concatenate(c_ref) if c_ref else np.zeros(0, np.int64)
+    pri = np.concatenate(c_pri) if c_pri else np.zeros(0, np.float32)
+    mask, (r_leaf, r_pri) = _rows(qid, b, leaf, pri)
+    # best first by priority; ties by leaf id, so batching never changes the kept set
+    order = np.lexsort((np.where(mask, r_leaf, np.iinfo(np.int64).max), -r_pri), axis=1)
+    r_leaf = np.take_along_axis(r_leaf, order, axis=1)
+    mask = np.take_along_axis(mask, order, axis=1)
+    size = np.where(mask, forest.leaf_ptr[r_leaf + 1] - forest.leaf_ptr[r_leaf], 0)
+    keep = mask & (np.cumsum(size, axis=1) - size < search_k)
+    rows = np.nonzero(keep)[0]
+    return rows, r_leaf[keep]
 
 
-def candidates(forest: Forest, leaf: np.ndarray, keep: np.ndarray) -> np.ndarray:
-    """Unique item ids of the kept leaves per row, padded with -1: (B, M)."""
-    b = len(leaf)
-    rows, cols = np.nonzero(keep)
-    lf = leaf[rows, cols]
-    start, size = forest.leaf_ptr[lf], forest.leaf_sizes(lf)
+def candidates(forest: Forest, qid: np.ndarray, leaf: np.ndarray, b: int) -> np.ndarray:
+    """Unique item ids of each query's kept leaves, padded with -1: (b, M)."""
+    start, size = forest.leaf_ptr[leaf], forest.leaf_ptr[leaf + 1] - forest.leaf_ptr[leaf]
     total = int(size.sum())
-    row_of = np.repeat(rows, size)
+    row_of = np.repeat(qid, size)
     offs = np.repeat(start - (np.cumsum(size) - size), size)
     items = forest.leaf_items[offs + np.arange(total, dtype=np.int64)]
-    per_row = np.bincount(rows, weights=size, minlength=b).astype(np.int64)
+    per_row = np.bincount(qid, weights=size, minlength=b).astype(np.int64)
     width = max(int(per_row.max(initial=0)), 1)
     pos = np.arange(total) - np.repeat(np.cumsum(per_row) - per_row, per_row)
     out = np.full((b, width), -1, np.int64)
@@ -177,12 +179,12 @@ def rank(
         qf = q_stored.astype(np.float32)
         qn = np.einsum("ij,ij->i", qf, qf)
     for lo in range(0, b, step):
-        c = cand[lo:lo + step]
+        c = cand[lo : lo + step]
         valid = c >= 0
         cc = np.where(valid, c, 0)
         g = np.take(vectors, cc, axis=0)  # np.take gathers rows ~3x faster than v[idx]
         cn = sqnorm[cc] if sqnorm is not None else None
-        d = metric.rank(q_stored[lo:lo + step], g, None if qn is None else qn[lo:lo + step], cn)
+        d = metric.rank(q_stored[lo : lo + step], g, None if qn is None else qn[lo : lo + step], cn)
         d = np.where(valid, d, np.inf).astype(np.float32)
         # finalists: a few more than k, re-measured directly, then sorted by (distance, id)
         kk = min(m, k + 8 if metric.name in ("angular", "euclidean") else k)
@@ -198,12 +200,14 @@ def rank(
         dd = np.take_along_axis(d, top, axis=1)
         if metric.name in ("angular", "euclidean"):
             ok = ids >= 0
-            exact = metric.exact(q_stored[lo:lo + step].astype(np.float32),
-                                 np.take(vectors, np.where(ok, ids, 0), axis=0))
+            exact = metric.exact(
+                q_stored[lo : lo + step].astype(np.float32),
+                np.take(vectors, np.where(ok, ids, 0), axis=0),
+            )
             dd = np.where(ok, exact, np.inf).astype(np.float32)
         order = np.lexsort((np.where(ids >= 0, ids, np.iinfo(np.int64).max), dd), axis=1)
         n = min(k, kk)
-        out_ids[lo:lo + step, :n] = np.take_along_axis(ids, order, axis=1)[:, :n]
-        out_d[lo:lo + step, :n] = np.take_along_axis(dd, order, axis=1)[:, :n]
+        out_ids[lo : lo + step, :n] = np.take_along_axis(ids, order, axis=1)[:, :n]
+        out_d[lo : lo + step, :n] = np.take_along_axis(dd, order, axis=1)[:, :n]
     out_d[out_ids < 0] = np.inf
     return out_ids, out_d

@@ -1,4 +1,4 @@
-"""Argument checks shared by the public API; messages name the argument, the expectation and the value."""
+"""Argument checks of the public API: messages name the argument, what was expected, what came."""
 
 from __future__ import annotations
 
@@ -49,7 +49,9 @@ def float_matrix(name: str, data: Any, f: int) -> np.ndarray:
     if arr.ndim == 1:
         arr = arr[None, :]
     if arr.ndim != 2:
-        raise ValueError(f"'{name}' must be a 1-D vector or a 2-D array (got {arr.ndim} dimensions)")
+        raise ValueError(
+            f"'{name}' must be a 1-D vector or a 2-D array (got {arr.ndim} dimensions)"
+        )
     if arr.shape[1] != f:
         raise IndexError(f"Vector has wrong length (expected {f}, got {arr.shape[1]}) in '{name}'")
     out = np.ascontiguousarray(arr, dtype=np.float32)

@@ -2,13 +2,13 @@
 
 Builds the trees of one forest on the workers from the shared GloVe ``.npy`` file
 (``annoy_adapters.dask.build_index``), checks the file equals the local build byte for byte,
-then finds the 10 nearest words of every word through ``query_array`` (each worker memory-maps
-the index once) and compares the answers and the throughput with one process.
+then finds the 10 nearest words of 100,000 words through ``query_array`` (each worker
+memory-maps the index once) and compares the answers and the throughput with one process.
 
 Run::
 
     python examples/dask_glove.py                               # all 400,000 words
-    ANNOY_ADAPTERS_EXAMPLE_SMALL=1 python examples/dask_glove.py  # the first 20,000 (CI)
+    ANNOY_ADAPTERS_EXAMPLE_SMALL=1 python examples/dask_glove.py  # 20,000 words (CI)
 """
 
 from __future__ import annotations
@@ -26,14 +26,15 @@ import pandas as pd
 from distributed import Client, LocalCluster
 
 from annoy_adapters import AnnoyIndex, load
-from annoy_adapters.dask import build_index, query_array, worker_cache_info
+from annoy_adapters.dask import build_index, preload, query_array, worker_cache_info
 
 SMALL = os.environ.get("ANNOY_ADAPTERS_EXAMPLE_SMALL") == "1"
 N_WORDS = 20_000 if SMALL else 400_000
+N_QUERIES = 5_000 if SMALL else 100_000
 N_TREES = 10
 K = 10
 SEED = 42
-ROWS_PER_TASK = 5_000
+ROWS_PER_TASK = 625 if SMALL else 5_000  # 8 or 20 tasks: both workers stay busy
 
 
 def read_rows(path: str, start: int, stop: int) -> np.ndarray:
@@ -67,9 +68,13 @@ def main() -> None:
     f = X.shape[1]
     print(f"GloVe 6B {f}d: {len(words):,} words; {N_TREES} trees; k={K}")
 
+    # Dask's default MALLOC_TRIM_THRESHOLD_=65536 for worker processes makes glibc map and unmap
+    # every large temporary array; unsetting it makes queries 2-3x faster (see docs/dask.md).
     with (
-        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
-        as cluster,
+        dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}),
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
         Client(cluster) as client,
     ):
         start = time.perf_counter()
@@ -79,15 +84,17 @@ def main() -> None:
         )
         print(f"Dask build (2 workers): {time.perf_counter() - start:.1f} s")
 
-        queries = queries_from_npy(str(vectors_path), len(words), f)
+        queries = queries_from_npy(str(vectors_path), N_QUERIES, f)
+        # warm-up: each worker imports the adapter and maps the index once, outside the timing
+        preload(client, index_path)
         ids, dist = query_array(queries, index_path, k=K)
         start = time.perf_counter()
         ids, dist = dask.compute(ids, dist)
         dask_s = time.perf_counter() - start
         opens = {w.split(":")[-1]: v["opens"] for w, v in worker_cache_info(client).items()}
         print(
-            f"Dask query (2 workers): {len(words):,} queries in {dask_s:.1f} s = "
-            f"{len(words) / dask_s:,.0f} queries/s; index opened per worker: {opens}"
+            f"Dask query (2 workers): {N_QUERIES:,} queries in {dask_s:.1f} s = "
+            f"{N_QUERIES / dask_s:,.0f} queries/s; index opened per worker: {opens}"
         )
 
     start = time.perf_counter()
@@ -101,18 +108,17 @@ def main() -> None:
     print(f"Dask-built file equals the local build byte for byte: {same}")
 
     index = load(index_path)
-    Q = np.asarray(X, dtype=np.float32)
+    Q = np.asarray(X[:N_QUERIES], dtype=np.float32)
     start = time.perf_counter()
     want_ids, want_dist = index.query(Q, K)
     one_s = time.perf_counter() - start
     print(
-        f"one process: {len(words):,} queries in {one_s:.1f} s = "
-        f"{len(words) / one_s:,.0f} queries/s"
+        f"one process: {N_QUERIES:,} queries in {one_s:.1f} s = {N_QUERIES / one_s:,.0f} queries/s"
     )
     print(f"speed-up with 2 workers: {one_s / dask_s:.2f}x")
-    assert np.array_equal(ids, want_ids) and np.array_equal(dist, want_dist)
-    assert same
-    print("Dask results equal the single-process results exactly")
+    differ = int((ids != want_ids).any(axis=1).sum() + (dist != want_dist).any(axis=1).sum())
+    print(f"rows where Dask and one process differ: {differ}")
+    assert same and differ == 0
     row = words.index("king") if "king" in words else 0
     nearest = ", ".join(words[j] for j in ids[row, 1:6])
     print(f"nearest to {words[row]!r}: {nearest}")

@@ -86,31 +86,53 @@ def show(
     )
 
 
-def agreement(kv, indexer: AnnoyIndexer, words: list[str], topn: int = 10) -> dict[str, float]:
-    """Time ``topn`` queries for each word both ways; compare the answers."""
+def exact_answers(kv, words: list[str], topn: int = 10) -> tuple[list[list[str]], float]:
+    """gensim's exact top-``topn`` for each word, and the mean time per query in ms."""
     kv.fill_norms()  # gensim computes the norms lazily on the first exact query; not timed
     t0 = time.perf_counter()
     exact = [[k for k, _ in kv.most_similar(w, topn=topn)] for w in words]
-    t1 = time.perf_counter()
+    return exact, (time.perf_counter() - t0) / len(words) * 1e3
+
+
+def approximate_answers(
+    kv, indexer: AnnoyIndexer, words: list[str], topn: int = 10
+) -> tuple[list[list[str]], float]:
+    """The same through the indexer (query word dropped), and the mean time per query in ms."""
+    t0 = time.perf_counter()
     approx = [without(kv.most_similar(w, topn=topn + 1, indexer=indexer), {w}, topn) for w in words]
-    t2 = time.perf_counter()
-    overlap = np.array([len(set(a) & set(e)) / topn for a, e in zip(approx, exact, strict=True)])
-    return {
-        "exact_ms": (t1 - t0) / len(words) * 1e3,
-        "indexer_ms": (t2 - t1) / len(words) * 1e3,
-        "recall": float(overlap.mean()),
-        "same_top": float((overlap == 1.0).mean()),
-    }
+    return approx, (time.perf_counter() - t0) / len(words) * 1e3
 
 
-def main(argv: list[str] | None = None) -> dict[str, float]:
+def agreement(exact: list[list[str]], approx: list[list[str]]) -> tuple[float, float]:
+    """Mean top-k recall and the share of queries whose top-k sets are identical."""
+    overlap = np.array([len(set(a) & set(e)) / len(e) for a, e in zip(approx, exact, strict=True)])
+    return float(overlap.mean()), float((overlap == 1.0).mean())
+
+
+def main(argv: list[str] | None = None) -> list[dict[str, float]]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--trees", type=int, default=50, help="num_trees (default 50)")
     parser.add_argument(
-        "--search-k", type=int, default=-1, help="search_k (default -1: topn * num_trees)"
+        "--trees", type=int, default=20 if SMALL else 50, help="num_trees (default 50; small: 20)"
     )
-    parser.add_argument("--queries", type=int, default=300, help="timed queries (default 300)")
+    parser.add_argument(
+        "--search-k",
+        type=int,
+        nargs="+",
+        default=[-1, 1000],
+        help="search_k values to compare (default: -1 = topn * num_trees, and 1000)",
+    )
+    parser.add_argument(
+        "--queries",
+        type=int,
+        default=100 if SMALL else 300,
+        help="timed queries (default 300; small: 100)",
+    )
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--index",
+        metavar="PATH",
+        help="keep the index file here; if it exists, load it instead of building",
+    )
     args = parser.parse_args(argv)
 
     n = SMALL_N if SMALL else None
@@ -121,21 +143,29 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         f"in {time.perf_counter() - t0:.1f} s" + (" (small mode)" if SMALL else "")
     )
 
-    t0 = time.perf_counter()
-    built = AnnoyIndexer(kv, args.trees, search_k=args.search_k, seed=args.seed)
-    print(f"built AnnoyIndexer: {built.num_trees} trees in {time.perf_counter() - t0:.1f} s")
-
     with tempfile.TemporaryDirectory() as tmp:
-        fname = os.path.join(tmp, "glove.idx")
-        t0 = time.perf_counter()
-        built.save(fname)
-        t1 = time.perf_counter()
-        indexer = AnnoyIndexer.load(fname)  # one file, no model needed
-        t2 = time.perf_counter()
-        print(
-            f"saved {os.path.getsize(fname) / 2**20:.0f} MiB in {t1 - t0:.2f} s, "
-            f"loaded in {(t2 - t1) * 1e3:.0f} ms"
-        )
+        fname = args.index or os.path.join(tmp, "glove.idx")
+        if os.path.exists(fname):  # --index given and already built: reuse it
+            t0 = time.perf_counter()
+            indexer = AnnoyIndexer.load(fname)
+            indexer.search_k = args.search_k[0]
+            print(f"loaded {fname} ({indexer.num_trees} trees) in {time.perf_counter() - t0:.2f} s")
+        else:
+            t0 = time.perf_counter()
+            built = AnnoyIndexer(kv, args.trees, search_k=args.search_k[0], seed=args.seed)
+            t1 = time.perf_counter()
+            print(f"built AnnoyIndexer: {built.num_trees} trees in {t1 - t0:.1f} s")
+            built.save(fname)
+            t2 = time.perf_counter()
+            indexer = AnnoyIndexer.load(fname)  # one file, no model needed
+            t3 = time.perf_counter()
+            print(
+                f"saved {os.path.getsize(fname) / 2**20:.0f} MiB in {t2 - t1:.2f} s, "
+                f"loaded in {(t3 - t2) * 1e3:.0f} ms"
+            )
+            del built
+        if len(indexer) != len(kv):
+            raise SystemExit(f"{fname} holds {len(indexer)} keys, not {len(kv)}: rebuild it")
 
         show("words like 'computer'", kv, indexer, ["computer"])
         show("words like 'paris'", kv, indexer, ["paris"])
@@ -145,18 +175,31 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         rng = np.random.default_rng(args.seed)
         picks = rng.choice(len(kv), size=min(args.queries, len(kv)), replace=False)
         words = [kv.index_to_key[i] for i in picks]
-        stats = agreement(kv, indexer, words)
-        speedup = stats["exact_ms"] / stats["indexer_ms"]
-        print(f"\n{len(words)} random words, top-10 with kv.most_similar:")
-        print(f"  exact   {stats['exact_ms']:7.2f} ms/query")
-        print(f"  indexer {stats['indexer_ms']:7.2f} ms/query  -> {speedup:.1f}x faster")
-        print(
-            f"  top-10 recall {stats['recall']:.3f}; identical top-10 sets for "
-            f"{stats['same_top']:.1%} of the queries"
-        )
-        del built, indexer  # release the memory maps before the directory is removed
-    stats["speedup"] = speedup
-    return stats
+        exact, exact_ms = exact_answers(kv, words)
+        print(f"\n{len(words)} random words, top-10 through kv.most_similar:")
+        print(f"  exact                 {exact_ms:7.2f} ms/query")
+        results = []
+        for search_k in args.search_k:
+            indexer.search_k = search_k
+            approx, approx_ms = approximate_answers(kv, indexer, words)
+            recall, same = agreement(exact, approx)
+            print(
+                f"  indexer search_k={search_k:<5d}{approx_ms:7.2f} ms/query "
+                f"({exact_ms / approx_ms:5.1f}x faster)  top-10 recall {recall:.3f}, "
+                f"identical top-10 for {same:.0%} of the queries"
+            )
+            results.append(
+                {
+                    "search_k": search_k,
+                    "exact_ms": exact_ms,
+                    "indexer_ms": approx_ms,
+                    "speedup": exact_ms / approx_ms,
+                    "recall": recall,
+                    "same_top": same,
+                }
+            )
+        del indexer  # release the memory map before the directory is removed
+    return results
 
 
 if __name__ == "__main__":

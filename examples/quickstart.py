@@ -49,8 +49,10 @@ def main() -> None:
     ids, distances = index.query(queries, k=6)
     # ---------------------------------------------------------------------------------------
     done = time.perf_counter()
-    print(f"built {index.get_n_trees()} trees in {built - start:.2f} s, "
-          f"queried {len(QUERIES)} words in {1000 * (done - built):.1f} ms\n")
+    print(
+        f"built {index.get_n_trees()} trees in {built - start:.2f} s, "
+        f"queried {len(QUERIES)} words in {1000 * (done - built):.1f} ms\n"
+    )
 
     # Angular distance d is sqrt(2 - 2 cos): cosine similarity = 1 - d**2 / 2.
     for word, row_ids, row_dist in zip(QUERIES, ids, distances, strict=True):

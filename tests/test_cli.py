@@ -80,22 +80,18 @@ def test_build_from_parquet_with_labels_equals_library_build(table, data, tmp_pa
     np.testing.assert_array_equal(dist, want_dist)
 
 
-def test_build_from_npy_and_csv_agree(table, tmp_path):
-    run("build", table["npy"], "-o", tmp_path / "a.annoy", "--seed", "1", "-q", "--n-trees", "3")
-    run(
+def test_build_from_npy_and_csv_agree_and_stay_quiet_in_pipes(table, tmp_path):
+    # stderr is a pipe here: no progress bar, only the summary line (and nothing with -q)
+    proc = run("build", table["npy"], "-o", tmp_path / "a.annoy", "--seed", "1", "--n-trees", "3")
+    assert proc.stderr.startswith("wrote ") and len(proc.stderr.splitlines()) == 1
+    proc = run(
         "build", table["csv"], "-o", tmp_path / "b.annoy", "--seed", "1", "-q", "--n-trees", "3",
         "--columns", "x0,x1,x2", "--columns", "x3,x4,x5",
     )  # fmt: skip
+    assert proc.stderr == ""
     a, b = load(str(tmp_path / "a.annoy")), load(str(tmp_path / "b.annoy"))
     q = a.get_item_vectors()[:10]
     np.testing.assert_array_equal(a.query(q, 4)[0], b.query(q, 4)[0])
-
-
-def test_quiet_when_not_a_terminal(table, tmp_path):
-    # stderr is a pipe here: no progress bar, only the summary line
-    proc = run("build", table["npy"], "-o", tmp_path / "a.annoy", "--n-trees", "3")
-    assert "trees/s" not in proc.stderr and "%|" not in proc.stderr
-    assert run("build", table["npy"], "-o", tmp_path / "b.annoy", "-q").stderr == ""
 
 
 @pytest.fixture(scope="module")
@@ -157,7 +153,17 @@ def test_convert_round_trip_through_annoy(word_index, data, tmp_path):
     run("convert", ann, tmp_path / "back.annoy", "--f", str(F), "--metric", "angular")
     back = load(str(tmp_path / "back.annoy"))
     native = load(word_index)
-    np.testing.assert_array_equal(back.query(data[:5], 3)[0], native.query(data[:5], 3)[0])
+    # the .ann layout has its own leaf size, so trees differ; items and exact answers do not
+    np.testing.assert_array_equal(back.get_item_vectors(), native.get_item_vectors())
+    assert back.get_n_trees() == native.get_n_trees()
+    exhaustive = 10 * 120 * native.get_n_trees()
+    np.testing.assert_array_equal(
+        back.query(data[:5], 3, search_k=exhaustive)[0],
+        native.query(data[:5], 3, search_k=exhaustive)[0],
+    )
+    assert [ref.get_nns_by_vector(v, 3, search_k=exhaustive) for v in data[:5]] == (
+        back.query(data[:5], 3, search_k=exhaustive)[0].tolist()
+    )
 
 
 def test_demo_small(tmp_path):
@@ -165,8 +171,12 @@ def test_demo_small(tmp_path):
     proc = run("demo", "--small", "--words", "king", "paris", "-k", "3", "--n-trees", "4")
     lines = proc.stdout.splitlines()
     assert lines[0].startswith("GloVe 6B 50d: 20,000 words")
-    king = next(line for line in lines if line.startswith("king: "))
-    assert len(king.split(", ")) == 3 and "queen" in king
+    for word in ("king", "paris"):
+        line = next(line for line in lines if line.startswith(f"{word}: "))
+        pairs = [pair.rsplit(" ", 1) for pair in line.removeprefix(f"{word}: ").split(", ")]
+        distances = [float(d) for _, d in pairs]
+        assert len(pairs) == 3 and word not in [w for w, _ in pairs]
+        assert distances == sorted(distances) and 0 < distances[0] < 1.5
     assert any("queries/s" in line for line in lines)
 
 
@@ -206,3 +216,36 @@ def test_bad_file_through_subprocess_has_no_traceback(tmp_path):
     npy = tmp_path / "three_d.npy"
     np.save(npy, np.zeros((2, 2, 2)))
     assert_one_line_error(run("build", npy, "-o", tmp_path / "o", ok=False), "2-D")
+
+
+def test_progress_bar_follows_the_core_build():
+    import io
+
+    from annoy_adapters._progress import TreeProgress
+
+    index = AnnoyIndex(F, "angular", seed=1)
+    index.add_items(np.random.default_rng(1).normal(size=(300, F)))
+    out = io.StringIO()
+    with TreeProgress(quiet=False, file=out) as progress:
+        index.build(7, progress=progress)
+    assert progress.done == 7 and "7/7" in out.getvalue()
+    # quiet=None draws only on a terminal: a StringIO is not one
+    silent = io.StringIO()
+    with TreeProgress(file=silent) as progress:
+        AnnoyIndex(F, "angular").build(2, progress=progress)
+    assert silent.getvalue() == "" and progress.done == 2
+
+
+def test_build_from_a_parquet_list_column(data, tmp_path, capsys):
+    frame = pd.DataFrame({"id": np.arange(len(data)) * 10, "vec": list(data.astype(np.float64))})
+    frame.to_parquet(tmp_path / "lists.parquet")
+    out = tmp_path / "lists.annoy"
+    assert main(["build", str(tmp_path / "lists.parquet"), "-o", str(out), "-q",
+                 "--label-column", "id", "--metric", "euclidean"]) == 0  # fmt: skip
+    index = load(str(out))
+    np.testing.assert_array_equal(index.get_item_vectors(), data)
+    assert index.labels.dtype == np.int64 and index.labels[3] == 30
+    ragged = pd.DataFrame({"vec": [[1.0, 2.0], [3.0]]})
+    ragged.to_parquet(tmp_path / "ragged.parquet")
+    assert main(["build", str(tmp_path / "ragged.parquet"), "-o", str(out)]) == 1
+    assert "equal-length numeric lists" in capsys.readouterr().err

@@ -36,8 +36,9 @@ def test_same_answers_as_annoy(metric: str) -> None:
     assert ours["n_items"] == theirs["n_items"] and ours["n_trees"] == theirs["n_trees"]
     np.testing.assert_allclose(ours["vector"], theirs["vector"], rtol=1e-6)
     assert ours["distance"] == pytest.approx(theirs["distance"], rel=1e-4, abs=1e-4)
-    for (oi, od), (ti, td) in zip(ours["by_item"] + ours["by_vector"],
-                                  theirs["by_item"] + theirs["by_vector"], strict=True):
+    for (oi, od), (ti, td) in zip(
+        ours["by_item"] + ours["by_vector"], theirs["by_item"] + theirs["by_vector"], strict=True
+    ):
         np.testing.assert_allclose(od, td, rtol=1e-4, atol=1e-4)
         if metric != "hamming":  # hamming distances tie often; ties may be ordered differently
             assert oi == ti

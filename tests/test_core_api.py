@@ -32,7 +32,9 @@ def test_hand_checked_angular() -> None:
 def test_hand_checked_euclidean_manhattan_dot() -> None:
     e = small("euclidean")
     assert e.get_nns_by_vector([0.9, 0.0], 2, include_distances=True) == (
-        [0, 2], [pytest.approx(0.1, rel=1e-5), pytest.approx(math.hypot(0.1, 1), rel=1e-5)])
+        [0, 2],
+        [pytest.approx(0.1, rel=1e-5), pytest.approx(math.hypot(0.1, 1), rel=1e-5)],
+    )
     m = small("manhattan")
     assert m.get_distance(0, 3) == pytest.approx(2.5)
     d = small("dot")
@@ -52,8 +54,10 @@ def test_hand_checked_hamming() -> None:
         index.add_item(i, v)
     index.build(2)
     assert index.get_distance(0, 1) == 3 and index.get_distance(1, 2) == 4
-    assert index.get_nns_by_vector(b, 3, include_distances=True) == ([1, 2, 0], [0.0, 3.0, 3.0]) \
-        or index.get_nns_by_vector(b, 3, include_distances=True) == ([1, 0, 2], [0.0, 3.0, 4.0])
+    assert index.get_nns_by_vector(b, 3, include_distances=True) == (
+        [1, 2, 0],
+        [0.0, 3.0, 3.0],
+    ) or index.get_nns_by_vector(b, 3, include_distances=True) == ([1, 0, 2], [0.0, 3.0, 4.0])
     assert index.get_item_vector(1)[65] == 1.0 and len(index.get_item_vector(1)) == 70
 
 
@@ -104,7 +108,7 @@ def test_return_types_are_annoys() -> None:
     index = small("euclidean")
     out = index.get_nns_by_item(0, 2)
     assert isinstance(out, list) and all(isinstance(i, int) for i in out)
-    ids, d = index.get_nns_by_item(0, 2, include_distances=True)
+    _ids, d = index.get_nns_by_item(0, 2, include_distances=True)
     assert isinstance(d, list) and all(isinstance(v, float) for v in d)
     assert isinstance(index.get_item_vector(0), list)
     assert isinstance(index.get_distance(0, 1), float)
@@ -218,7 +222,9 @@ def test_labels_and_metadata() -> None:
 
 # -- errors ----------------------------------------------------------------------------------
 def test_unknown_metric_names_the_valid_ones() -> None:
-    with pytest.raises(ValueError, match="'metric' must be one of .*'angular'.*'hamming'.*got 'cos'"):
+    with pytest.raises(
+        ValueError, match=r"'metric' must be one of .*'angular'.*'hamming'.*got 'cos'"
+    ):
         AnnoyIndex(3, "cos")
     assert set(METRICS) == {"angular", "euclidean", "manhattan", "dot", "hamming"}
 
@@ -233,7 +239,11 @@ def test_unknown_metric_names_the_valid_ones() -> None:
         (lambda i: i.add_item(9, [np.nan, 1.0]), ValueError, "finite"),
         (lambda i: i.add_items(np.ones((3, 2)), ids=[1, 2]), ValueError, "'ids'"),
         (lambda i: i.add_items(np.ones((2, 2, 2))), ValueError, "2-D"),
-        (lambda i: i.query(np.ones((1, 2)), 0), ValueError, r"'k' must be a positive int \(got 0\)"),
+        (
+            lambda i: i.query(np.ones((1, 2)), 0),
+            ValueError,
+            r"'k' must be a positive int \(got 0\)",
+        ),
         (lambda i: i.query(np.ones((1, 2)), -3), ValueError, r"\(got -3\)"),
         (lambda i: i.query(np.ones((1, 3)), 1), IndexError, "expected 2, got 3"),
         (lambda i: i.query([[np.inf, 0]], 1), ValueError, "'X' must be finite: row 0"),

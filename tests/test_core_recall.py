@@ -45,7 +45,7 @@ def test_recall_at_moderate_search_k(built, metric: str, threshold: float) -> No
 
 def test_exact_when_search_k_covers_everything(built, metric: str) -> None:
     index, q, exact = built[metric]
-    ids, dist = index.query(q, K, search_k=N * index.get_n_trees())
+    _ids, dist = index.query(q, K, search_k=N * index.get_n_trees())
     want = np.sort(exact, axis=1)[:, :K]
     got = -dist if metric == "dot" else dist
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
@@ -53,8 +53,10 @@ def test_exact_when_search_k_covers_everything(built, metric: str) -> None:
 
 def test_recall_grows_with_search_k(built) -> None:
     index, q, exact = built["angular"]
-    r = [recall_by_distance("angular", index.query(q, K, search_k=s)[1], exact)
-         for s in (100, 500, 4000)]
+    r = [
+        recall_by_distance("angular", index.query(q, K, search_k=s)[1], exact)
+        for s in (100, 500, 4000)
+    ]
     assert r[0] <= r[1] <= r[2]
 
 

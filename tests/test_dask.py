@@ -16,6 +16,7 @@ distributed = pytest.importorskip("distributed")
 from annoy_adapters import AnnoyIndex, load  # noqa: E402
 from annoy_adapters.dask import (  # noqa: E402
     build_index,
+    preload,
     query_array,
     query_dataframe,
     query_items,
@@ -102,9 +103,9 @@ def test_each_worker_opens_the_file_once(client, tmp_path):
     path = _save_index(tmp_path / "once.annoy", X)
     ddf = dd.from_pandas(pd.DataFrame(_data(200, seed=2)), npartitions=10)
     before = _opens(client)
-    result = query_dataframe(ddf, path, k=3)
-    result.compute()
-    result.compute()  # a second pass must only hit the cache
+    query_dataframe(ddf, path, k=3).compute()
+    # a second, different graph (held results of the first one would be reused otherwise)
+    query_dataframe(ddf, path, k=4).compute()
     after = _opens(client)
     assert len(after) == 2
     calls = 0
@@ -115,6 +116,16 @@ def test_each_worker_opens_the_file_once(client, tmp_path):
         # a worker that ran any task opened the file exactly once; the rest were hits
         assert d_opens == (1 if d_opens + d_hits else 0), (worker, d_opens, d_hits)
     assert calls == 2 * ddf.npartitions  # one open_index call per partition and pass
+
+
+def test_preload_opens_on_every_worker_then_only_hits(client, tmp_path):
+    path = _save_index(tmp_path / "pre.annoy", _data())
+    before = _opens(client)
+    assert preload(client, path) == dict.fromkeys(before, 400)
+    query_array(da.from_array(_data(100, seed=6), chunks=(10, F)), path, k=2)[0].compute()
+    after = _opens(client)
+    assert {w: after[w][0] - before[w][0] for w in after} == dict.fromkeys(after, 1)
+    assert sum(after[w][1] - before[w][1] for w in after) >= 10  # every block was a hit
 
 
 def test_query_array_equals_single_process(client, tmp_path):

@@ -20,9 +20,8 @@ SCRIPTS = sorted(REPO.glob("examples/*.py")) + sorted(REPO.glob("docs/scripts/*.
 TIMEOUT_S = 120
 
 
-@pytest.mark.parametrize(
-    "script", SCRIPTS, ids=[str(p.relative_to(REPO)) for p in SCRIPTS] or None
-)
+@pytest.mark.slow
+@pytest.mark.parametrize("script", SCRIPTS, ids=[str(p.relative_to(REPO)) for p in SCRIPTS] or None)
 def test_example_runs_in_small_mode(script, tmp_path):
     env = {
         **os.environ,

@@ -370,3 +370,50 @@ def test_module_exports():
     assert ap.DEFAULT_N_TREES >= 1
     assert pd.DataFrame.annoy is ap.AnnoyDataFrameAccessor
     assert pd.Series.annoy is ap.AnnoySeriesAccessor
+
+
+def test_build_needs_unique_labels(df):
+    dup = df.set_axis(["a", "b", "a", *df.index[3:]])
+    with pytest.raises(ValueError, match=r"duplicate labels \('a' at rows 0 and 2"):
+        dup.annoy.build(n_trees=2)
+
+
+def test_vector_column_index_checks_the_query_kind(df, tmp_path):
+    path = tmp_path / "vec.annoy"
+    vec = pd.DataFrame({"emb": list(df.to_numpy())}, index=df.index)
+    idx = vec.annoy.build(n_trees=2, path=path, seed=1)
+    assert idx.metadata["pandas"]["columns"] == ["emb"]
+    assert idx.metadata["pandas"]["vector_column"] is True
+    with pytest.raises(TypeError, match="uses one column of vectors"):
+        vec.annoy.query(pd.DataFrame({"emb": np.ones(3)}), k=1, index=path)
+    out = vec["emb"].annoy.query(vec.iloc[:2], k=1, index=path, search_k=EXACT)
+    assert out["neighbor"].tolist() == list(df.index[:2])
+
+
+def test_files_resaved_by_other_adapters(tmp_path):
+    """Other adapters keep metadata["pandas"] when they save; the labels decide its use."""
+    df = _frame(30, index=pd.date_range("2024-01-01", periods=30, freq="D", name="day"))
+    built = df.annoy.build(n_trees=2, seed=1)
+    meta, labels = built.metadata, built.labels
+    x = df.to_numpy(np.float32)
+
+    def save(labels, adapter):
+        idx = AnnoyIndex(F, "angular", seed=1)
+        idx.add_items(x)
+        idx.build(2)
+        idx.set_labels(labels)
+        idx.set_metadata(dict(meta, adapter=adapter))
+        path = tmp_path / f"{adapter}.annoy"
+        idx.save(str(path))
+        return path
+
+    # same labels (e.g. the sklearn adapter re-saving): still decoded to timestamps
+    same = save(labels, "sklearn")
+    out = df.annoy.query(df.iloc[:1], k=1, index=same, search_k=EXACT)
+    assert out["neighbor"].tolist() == [df.index[0]]
+    assert out["neighbor"].dtype == df.index.dtype
+    # labels rewritten by another adapter: used as they are
+    keys = [f"key{i}" for i in range(len(labels))]
+    other = save(keys, "gensim")
+    out = df.annoy.query(df.iloc[:1], k=1, index=other, search_k=EXACT)
+    assert out["neighbor"].tolist() == ["key0"]

@@ -71,14 +71,29 @@ def test_identical_rows_each_sample_is_its_own_first_neighbour():
     assert np.all(dist == 0.0)
 
 
-def test_missed_self_is_inserted_even_with_a_tiny_search():
-    # One tree and the smallest search: the forest returns few candidates, some rows miss
-    # their own sample; rows stay complete (exactly k+1 entries) and start with it.
-    X = np.repeat(_data("euclidean", n=40, seed=3), 5, axis=0)  # 5 copies of each point
-    est = AnnoyTransformer(n_neighbors=7, n_trees=1, search_k=1, random_state=0).fit(X)
+def test_missed_self_is_inserted_with_many_duplicates():
+    # 12 copies of each of 20 points and 8 entries per row: the forest returns the 8
+    # lowest-id copies, so most copies are missing from their own row.
+    X = np.repeat(_data("euclidean", n=20, seed=3), 12, axis=0)
+    est = AnnoyTransformer(n_neighbors=7, random_state=0).fit(X)
+    raw_ids, _ = est.index_.query(X, 8)
+    assert not np.all(np.any(raw_ids == np.arange(len(X))[:, None], axis=1))  # precondition
     G = est.transform(X)
     assert_valid_graph(G, len(X), len(X), 8)
     np.testing.assert_array_equal(G.indices[G.indptr[:-1]], np.arange(len(X)))
+    assert np.all(G.data == 0.0)
+
+
+def test_rows_the_forest_leaves_short_are_completed():
+    # One tree and search_k=1 visit a single leaf (at most 64 items); 71 entries per row
+    # need more, so the transformer widens the search for those rows.
+    X = _data("euclidean", n=150)
+    est = AnnoyTransformer(n_neighbors=70, n_trees=1, search_k=1, random_state=0).fit(X)
+    raw_ids, _ = est.index_.query(X, 71, search_k=1)
+    assert np.any(raw_ids[:, -1] < 0)  # precondition: the core pads short rows with -1
+    G = est.transform(X)
+    assert_valid_graph(G, 150, 150, 71)
+    np.testing.assert_array_equal(G.indices[G.indptr[:-1]], np.arange(150))
 
 
 def test_transform_of_new_data_has_no_forced_self():
@@ -142,7 +157,7 @@ def test_dot_orders_by_inner_product():
     ).fit(X)
     dist, ind = est.kneighbors(Xq)
     top = np.argsort(-(Xq @ X.T), axis=1, kind="stable")[:, :5]
-    assert (ind == top).mean() > 0.95
+    np.testing.assert_array_equal(ind, top)
     assert np.all(np.diff(dist, axis=1) >= 0) and np.all(dist >= 0)
     M2 = np.max(np.sum(X * X, axis=1))
     expected = np.sqrt(

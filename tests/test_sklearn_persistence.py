@@ -78,8 +78,12 @@ def test_load_a_file_written_by_annoyindex(core_metric, tmp_path):
     assert G.shape == (120, 120) and G.nnz == 120 * 6
     np.testing.assert_array_equal(G.indices[G.indptr[:-1]], np.arange(120))
     assert np.all(G.data[G.indptr[:-1]] == 0.0)
-    ind = est.kneighbors(V[:10], n_neighbors=3, return_distance=False)
-    ids, _ = index.query(V[:10], 3)
+    # New queries (not fitted rows, which start with themselves): the index's own answer.
+    Q = rng.normal(size=(10, 16))
+    if core_metric == "hamming":
+        Q = (Q > 0).astype(np.float64)
+    ind = est.kneighbors(Q, n_neighbors=3, return_distance=False)
+    ids, _ = index.query(Q, 3, search_k=8 * max(3, index.leaf_size))
     np.testing.assert_array_equal(ind, ids)
 
 
@@ -94,14 +98,51 @@ def test_load_a_file_with_another_adapters_metadata(X, tmp_path):
     index.save(path)
 
     est = AnnoyTransformer.load(path, n_neighbors=4)
-    assert not hasattr(est, "feature_names_in_")
-    assert est.transform(X[:5]).shape == (5, 300)
+    assert list(est.feature_names_in_) == [f"c{i}" for i in range(8)]
+    assert est.metric == "euclidean" and est.n_trees == 5
+    # scikit-learn's own warning: the index knows column names, the query has none.
+    with pytest.warns(UserWarning, match="X does not have valid feature names"):
+        G = est.transform(X[:5])
+    assert G.shape == (5, 300) and G.nnz == 25
+    np.testing.assert_array_equal(G.indices[G.indptr[:-1]], np.arange(5))
+
+
+def test_load_a_file_built_by_the_pandas_accessor(tmp_path):
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("annoy_adapters.pandas")
+    rng = np.random.default_rng(2)
+    df = pd.DataFrame(rng.normal(size=(200, 6)), columns=list("abcdef"))
+    df.index = [f"doc{i}" for i in range(200)]
+    path = tmp_path / "frame.annoy"
+    df.annoy.build(metric="euclidean", n_trees=6, path=path, seed=0)
+
+    est = AnnoyTransformer.load(path, n_neighbors=3)
+    assert est.n_samples_fit_ == 200 and list(est.feature_names_in_) == list("abcdef")
+    G = est.transform(df)  # a frame with the same columns: no feature-name complaint
+    assert G.shape == (200, 200) and G.nnz == 200 * 4
+    np.testing.assert_array_equal(G.indices[G.indptr[:-1]], np.arange(200))
+    with pytest.raises(ValueError, match="feature names"):
+        est.transform(df.rename(columns={"a": "z"}))
+
+
+def test_resave_a_loaded_file_keeps_other_metadata(X, tmp_path):
+    index = AnnoyIndex(8, "euclidean", seed=0)
+    index.add_items(X)
+    index.build(5)
+    index.set_labels([f"row{i}" for i in range(300)])
+    index.set_metadata({"adapter": "pandas", "pandas": {"columns": [f"c{i}" for i in range(8)]}})
+    index.save(tmp_path / "pandas.annoy")
+    est = AnnoyTransformer.load(tmp_path / "pandas.annoy", n_neighbors=4)
     # Re-saving from sklearn keeps the other adapter's metadata and the labels.
     est.save(tmp_path / "resaved.annoy")
     again = load_index(tmp_path / "resaved.annoy")
-    assert again.metadata["pandas"]["columns"][0] == "c0"
     assert again.metadata["adapter"] == "sklearn"
+    assert again.metadata["sklearn"]["n_neighbors"] == 4
+    assert again.metadata["pandas"]["columns"][0] == "c0"
     assert again.labels[3] == "row3"
+    # The source file is untouched: still the pandas accessor's.
+    assert load_index(tmp_path / "pandas.annoy").metadata["adapter"] == "pandas"
+    assert est.index_.path.endswith("resaved.annoy")
 
 
 def test_feature_names_survive_the_file(X, tmp_path):

@@ -1,0 +1,76 @@
+"""Default benchmark configurations: the full run and the ``--quick`` smoke run."""
+
+from __future__ import annotations
+
+import copy
+
+ALL_SYSTEMS = ["annoy-adapters", "annoy", "hnswlib", "pynndescent", "sklearn-brute", "numpy-brute"]
+
+FULL: dict = {
+    "name": "full",
+    "n_index": 390_000,
+    "n_queries": 10_000,
+    "seed": 42,
+    "k": 10,
+    "metrics": ["angular", "euclidean"],
+    "threads": [1, 2],
+    "systems": list(ALL_SYSTEMS),
+    # None: the 2-thread run measures the same systems as the 1-thread run.
+    "systems_2threads": None,
+    "n_trees": [10, 50],
+    "search_k": [500, 1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 64_000, 128_000],
+    "ef": [10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512],
+    "epsilon": [0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4],
+    "hnsw_ef_construction": 200,
+    "aa_leaf_size": None,
+    "stop_recall": 0.999,
+    "max_point_seconds": 120.0,
+    "repeats": 1,
+    # None: one-query-per-call modes are timed on all queries, like batch modes.
+    "per_call_queries": None,
+    "scale_sizes": [50_000, 100_000, 200_000, 500_000],
+    "scale_dim": 64,
+    "scale_queries": 1_000,
+    "scale_metric": "euclidean",
+    "scale_systems": ["annoy-adapters", "annoy", "hnswlib", "numpy-brute"],
+    "scale_n_trees": 10,
+    "scale_search_k": 4_000,
+    "scale_ef": 64,
+    "worker_timeout": 7_200.0,
+}
+
+QUICK: dict = copy.deepcopy(FULL)
+QUICK.update(
+    {
+        "name": "quick",
+        "n_index": 20_000,
+        "n_queries": 500,
+        # pynndescent's numba compilation alone takes minutes: full runs only.
+        "systems": ["annoy-adapters", "annoy", "hnswlib", "sklearn-brute", "numpy-brute"],
+        # annoy-adapters only: enough to exercise the 2-thread path and target 4.
+        "systems_2threads": ["annoy-adapters"],
+        "n_trees": [10],
+        "search_k": [500, 5_000],
+        "ef": [10, 80],
+        "hnsw_ef_construction": 100,
+        "epsilon": [0.0, 0.1],
+        "max_point_seconds": 5.0,
+        "per_call_queries": 100,
+        "scale_sizes": [5_000, 10_000],
+        "scale_queries": 200,
+        "scale_systems": ["annoy-adapters", "annoy", "numpy-brute"],
+        "scale_search_k": 1_000,
+        "worker_timeout": 300.0,
+    }
+)
+
+
+def defaults(quick: bool) -> dict:
+    """Return a fresh copy of the quick or full configuration.
+
+    Examples
+    --------
+    >>> defaults(True)["n_index"]
+    20000
+    """
+    return copy.deepcopy(QUICK if quick else FULL)

@@ -1,0 +1,65 @@
+"""annoy-adapters: batch ``query`` and one-query-per-call ``get_nns_by_vector``."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from benchmarks.systems.base import BATCH, PER_CALL, System, pad_ids, per_call
+
+
+class AnnoyAdaptersSystem(System):
+    name = "annoy-adapters"
+    knob = "search_k"
+    dist = "annoy-adapters"
+    modes = (BATCH, PER_CALL)
+    persistent = True
+    requires = ("annoy_adapters",)
+
+    def variants(self, cfg: dict) -> list[dict]:
+        leaf = cfg.get("aa_leaf_size")
+        return [{"n_trees": t, "leaf_size": leaf} for t in cfg["n_trees"]]
+
+    def sweep(self, cfg: dict, variant: dict, mode: str) -> list[Any]:
+        return list(cfg["search_k"])
+
+    def label(self, variant: dict, mode: str) -> str:
+        how = "batch query" if mode == BATCH else "get_nns_by_vector"
+        return f"annoy-adapters {how} {variant['n_trees']} trees"
+
+    def warmup(self, metric: str, threads: int, variant: dict) -> None:
+        X = np.random.default_rng(0).standard_normal((500, 8)).astype(np.float32)
+        self.query(self.build(X, metric, {"n_trees": 2}, threads, 0), X[:5], 3, BATCH, 50, 1)
+
+    def build(self, X: np.ndarray, metric: str, variant: dict, threads: int, seed: int) -> Any:
+        from annoy_adapters import AnnoyIndex
+
+        kwargs = {}
+        if variant.get("leaf_size"):
+            kwargs["leaf_size"] = variant["leaf_size"]
+        index = AnnoyIndex(X.shape[1], metric, seed=seed, **kwargs)
+        t0 = time.perf_counter()
+        index.add_items(X)
+        t1 = time.perf_counter()
+        index.build(variant["n_trees"], n_jobs=threads)
+        self.timings = {"add_s": t1 - t0, "trees_s": time.perf_counter() - t1}
+        return index
+
+    def save(self, model: Any, path: str) -> None:
+        model.save(path)
+
+    def load(self, path: str, f: int, metric: str, variant: dict, threads: int) -> Any:
+        from annoy_adapters import load
+
+        return load(path)
+
+    def query(
+        self, model: Any, Q: np.ndarray, k: int, mode: str, knob: Any, threads: int
+    ) -> np.ndarray:
+        if mode == BATCH:
+            ids, _ = model.query(Q, k, search_k=int(knob))
+            return pad_ids(ids, k)
+        # NumPy rows: what the gensim indexer passes to get_nns_by_vector.
+        return per_call(lambda q: model.get_nns_by_vector(q, k, int(knob)), Q, k, threads)

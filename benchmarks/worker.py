@@ -1,0 +1,151 @@
+"""One benchmark job in its own process: ``python -m benchmarks.worker SPEC.json``.
+
+A fresh process per job keeps peak RSS attributable to one system and lets
+thread pools be pinned before NumPy loads. The spec (written by
+``benchmarks.run``) names the phase:
+
+* ``build``: build the index, save it, report build time and file size;
+* ``query``: load the saved index (timed), run the knob sweeps;
+* ``full``: build and sweep in one process (systems without a file format).
+
+The result JSON is written to ``spec["out"]``; on failure it holds
+``{"error": traceback}`` and the exit status is 1.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+
+
+def _status_mb(field: str) -> float:
+    """A ``/proc/self/status`` memory field (``VmRSS``, ``VmHWM``) in MB."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def _rss_mb() -> float:
+    return _status_mb("VmRSS")
+
+
+def _peak_rss_mb() -> float:
+    # VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss over from the
+    # parent across fork+exec, so it would report the orchestrator's size.
+    return _status_mb("VmHWM")
+
+
+def _sweep(spec: dict, system, model, train, queries, gt_dist) -> list[dict]:
+    import time
+
+    from benchmarks.recall import recall_at_k
+
+    k, threads = spec["k"], spec["threads"]
+    points = []
+    for mode, knobs in spec["sweeps"].items():
+        Q, gt = queries, gt_dist
+        limit = spec.get("per_call_queries")
+        if mode == "per-call" and limit:
+            # Quick runs only: a Python loop per query is slow, time a prefix.
+            Q, gt = queries[:limit], gt_dist[:limit]
+        prepared = system.prepare_queries(Q, mode)
+        # Untimed warm-up: first-call costs (lazy init, page faults, JIT).
+        system.query(model, prepared[:50], k, mode, knobs[0], threads)
+        for knob in knobs:
+            best = float("inf")
+            for _ in range(spec.get("repeats", 1)):
+                t0 = time.perf_counter()
+                ids = system.query(model, prepared, k, mode, knob, threads)
+                best = min(best, time.perf_counter() - t0)
+            recall = recall_at_k(train, Q, ids, gt, k, spec["metric"])
+            points.append(
+                {
+                    "mode": mode,
+                    "knob": system.knob,
+                    "value": knob,
+                    "recall": recall,
+                    "seconds": best,
+                    "qps": len(Q) / best,
+                    "n_queries": len(Q),
+                }
+            )
+            if recall >= spec["stop_recall"] or best > spec["max_point_seconds"]:
+                break  # larger knobs only cost more
+    return points
+
+
+def run(spec: dict) -> dict:
+    """Execute ``spec`` and return the result dict (see module docstring)."""
+    from benchmarks.threads import pin_current_process
+
+    pin_current_process(spec["threads"])  # env vars, before NumPy is imported
+    import os
+    import time
+
+    import numpy as np
+
+    pin_current_process(spec["threads"])  # threadpoolctl, now that pools exist
+    from benchmarks.systems import get_system
+
+    ddir = spec["data_dir"]
+    train = np.load(os.path.join(ddir, "train.npy"))
+    queries = np.load(os.path.join(ddir, "queries.npy"))
+    gt_dist = np.load(os.path.join(ddir, f"gt_{spec['metric']}_dist.npy"))
+    system = get_system(spec["system"])
+    metric, variant, threads = spec["metric"], spec["variant"], spec["threads"]
+    phase = spec["phase"]
+    result: dict = {"phase": phase}
+    system.setup()  # imports stay out of every timed section
+    if phase in ("build", "full"):
+        system.warmup(metric, threads, variant)
+    result["baseline_rss_mb"] = _rss_mb()
+    if phase in ("build", "full"):
+        t0 = time.perf_counter()
+        model = system.build(train, metric, variant, threads, spec["seed"])
+        result["build_s"] = time.perf_counter() - t0
+        result.update({f"build_{k}": v for k, v in system.timings.items()})
+        if phase == "build":
+            system.save(model, spec["index_path"])
+            result["file_bytes"] = os.path.getsize(spec["index_path"])
+    if phase == "query":
+        path, f = spec["index_path"], train.shape[1]
+        # The first load pays one-off costs (lazy imports inside the library);
+        # repeated loads show the per-file cost. One model is alive at a time,
+        # so the reloads do not inflate the peak RSS.
+        times = []
+        for _ in range(1 + spec.get("load_repeats", 3)):
+            model = None
+            t0 = time.perf_counter()
+            model = system.load(path, f, metric, variant, threads)
+            times.append(time.perf_counter() - t0)
+        result["load_first_s"] = times[0]
+        result["load_s"] = min(times[1:]) if len(times) > 1 else times[0]
+    if phase in ("query", "full"):
+        result["points"] = _sweep(spec, system, model, train, queries, gt_dist)
+    result["peak_rss_mb"] = _peak_rss_mb()
+    result["peak_rss_delta_mb"] = result["peak_rss_mb"] - result["baseline_rss_mb"]
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python -m benchmarks.worker SPEC.json", file=sys.stderr)
+        return 2
+    with open(argv[0]) as fh:
+        spec = json.load(fh)
+    try:
+        result, status = run(spec), 0
+    except Exception:
+        result, status = {"error": traceback.format_exc()}, 1
+        print(result["error"], file=sys.stderr)
+    with open(spec["out"], "w") as fh:
+        json.dump(result, fh)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
