@@ -20,6 +20,7 @@ from ._build import build_trees
 from ._errors import IndexFileError
 from ._forest import Forest
 from ._metrics import Metric, get_metric
+from ._search import SHARE as SEARCH_SHARE
 from ._search import candidates, collect_leaves, rank
 
 DEFAULT_SEED = 1234567890987654321 % (1 << 63)
@@ -114,6 +115,8 @@ class AnnoyIndex:
         self._label_index: dict[Any, int] | None = None
         self._metadata: dict[str, Any] = {}
         self._n_present = 0
+        self._share = SEARCH_SHARE
+        self._cuts: dict[int, np.ndarray] = {}
 
     @property
     def metric(self) -> str:
@@ -294,6 +297,12 @@ class AnnoyIndex:
     def _search_k(self, k: int, search_k: int) -> int:
         return k * self.get_n_trees() if search_k == -1 else search_k
 
+    def _cut_scale(self, qt: np.ndarray) -> np.ndarray:
+        """Angular and dot margins grow with the query's norm; other metrics' do not."""
+        if self._metric.name in ("angular", "dot"):
+            return np.sqrt(np.einsum("ij,ij->i", qt, qt, dtype=np.float64))
+        return np.ones(len(qt))
+
     def _query_block(self, q: np.ndarray, k: int, search_k: int) -> tuple[np.ndarray, np.ndarray]:
         forest = self._forest
         assert forest is not None
@@ -302,7 +311,18 @@ class AnnoyIndex:
         if search_k >= self._n_present * max(forest.n_trees, 1):
             cand = np.broadcast_to(np.flatnonzero(self._present), (len(q), self._n_present))
         else:
-            qid, leaf = collect_leaves(forest, m, m.query_space(q, self.f), search_k)
+            qt = m.query_space(q, self.f)
+            scale = self._cut_scale(qt)
+            seen = self._cuts.get(search_k)
+            # a first threshold from the cuts of earlier queries, a little low so one pass
+            # usually suffices; speed only: the result never depends on it
+            tau0 = None if seen is None else np.quantile(seen, 0.2) * scale
+            qid, leaf, share, cut = collect_leaves(forest, m, qt, search_k, self._share, tau0)
+            self._share = float(np.exp(0.7 * np.log(self._share) + 0.3 * np.log(share)))
+            ok = np.isfinite(cut) & (scale > 0)
+            if ok.any():
+                recent = np.concatenate([seen if seen is not None else [], cut[ok] / scale[ok]])
+                self._cuts[search_k] = recent[-256:]
             cand = candidates(forest, qid, leaf, len(q))
             if len(cand) and (cand.max(initial=-1) >= self._n):
                 raise IndexFileError(f"{self.path}: corrupted leaf items (id out of range)")

@@ -66,10 +66,7 @@ def from_arrays(kind: Any, arrays: dict[str, np.ndarray], n_items: int) -> np.nd
         try:
             p = ptr.tolist()
             return np.array(
-                [
-                    raw[a:b].decode("utf-8", "surrogatepass")
-                    for a, b in itertools.pairwise(p)
-                ],
+                [raw[a:b].decode("utf-8", "surrogatepass") for a, b in itertools.pairwise(p)],
                 dtype=object,
             )
         except UnicodeDecodeError as exc:

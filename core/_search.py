@@ -25,6 +25,9 @@ from ._metrics import Metric
 
 RANK_BUDGET = 1 << 22  # gathered candidate values per ranking block (16 MB of float32)
 SHARE = 0.1  # first guess of the share of a set-aside subtree's items a lower tau brings in
+BLOCK_DEPTH = 4  # levels expanded per step when few nodes are open
+SMALL = 512  # "few": below this many open nodes a step is overhead-bound
+AIM = 1.25  # aim past the deficit: one more pass costs more than a few extra leaves
 NEG = np.float32(-np.inf)
 
 
@@ -61,51 +64,94 @@ def _rows(qid: np.ndarray, b: int, *cols: np.ndarray) -> tuple[np.ndarray, list[
 
 
 def collect_leaves(
-    forest: Forest, metric: Metric, q: np.ndarray, search_k: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Leaves annoy's search visits for each row of ``q`` (query space): flat (query, leaf)."""
+    forest: Forest,
+    metric: Metric,
+    q: np.ndarray,
+    search_k: int,
+    share0: float = SHARE,
+    tau0: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
+    """Leaves annoy's search visits for each row of ``q`` (query space): flat (query, leaf).
+
+    ``share0`` guesses what share of a reopened subtree's items a lower threshold brings in;
+    it changes only how many passes the search takes, never its result.  So does ``tau0``, a
+    first threshold per query (default 0: the greedy paths).  Returned: query ids and leaves,
+    the share observed, and each query's cut (the priority of its last kept leaf), from which
+    the caller can guess the next calls' first thresholds.
+    """
     b = len(q)
     roots = forest.roots
     t = len(roots)
     o_qid = np.repeat(np.arange(b), t)
     o_ref = np.tile(roots, b)
     o_pri = np.full(b * t, np.float32(metric.root_priority), np.float32)
-    tau = np.zeros(b, np.float32)
+    tau = np.zeros(b, np.float32) if tau0 is None else np.asarray(tau0, np.float32)
     c_qid, c_ref, c_pri = [], [], []  # collected leaves
     a_qid = [np.zeros(0, np.int64)]  # set-aside nodes, joined once per pass
     a_ref = [np.zeros(0, np.int64)]
     a_pri = [np.zeros(0, np.float32)]
     count = np.zeros(b, np.int64)
-    share = np.full(b, SHARE)
+    share = np.full(b, share0)
+    seen: list[np.ndarray] = []  # observed gain / reopened items, per query and pass
+    opened = np.zeros(b, np.float64)
+    before = count.copy()
+    # children of leaf entries are looked up too (then ignored): keep row 0 valid for them
+    kids = forest.children if forest.n_splits else np.full((1, 2), -1, np.int64)
     while True:
-        while len(o_ref):  # one level of every open node of every query
-            leaf = o_ref < 0
-            if leaf.any():
-                c_qid.append(o_qid[leaf])
-                c_ref.append(-1 - o_ref[leaf])
-                c_pri.append(o_pri[leaf])
-                count += np.bincount(
-                    o_qid[leaf], weights=_sizes(forest, o_ref[leaf]), minlength=b
-                ).astype(np.int64)
-                o_qid, o_ref, o_pri = o_qid[~leaf], o_ref[~leaf], o_pri[~leaf]
-            if not len(o_ref):
-                break
-            m = metric.margins(
-                np.take(q, o_qid, axis=0),
-                np.take(forest.normals, o_ref, axis=0),
-                forest.offsets[o_ref],
+        while len(o_ref):  # a block of levels below every open node of every query
+            # few open nodes: per-call overhead dominates, so take several levels per step
+            depth = BLOCK_DEPTH if len(o_ref) < SMALL else 1
+            refs, pri, alive = [o_ref[:, None]], [o_pri[:, None]], [np.ones((len(o_ref), 1), bool)]
+            for _ in range(depth):
+                r = refs[-1]
+                refs.append(kids[np.where(r >= 0, r, 0)].reshape(len(r), -1))
+            splits = np.concatenate(refs[:depth], axis=1)
+            width = splits.shape[1]
+            sq = np.repeat(o_qid, width)
+            flat = splits.ravel()
+            valid = flat >= 0
+            m = np.zeros(len(flat), np.float32)
+            m[valid] = metric.margins(
+                np.take(q, sq[valid], axis=0),
+                np.take(forest.normals, flat[valid], axis=0),
+                forest.offsets[flat[valid]],
             )
-            p0, p1 = metric.child_priority(o_pri, m)
-            n_qid = np.repeat(o_qid, 2)
-            n_ref = forest.children[o_ref].ravel()
-            n_pri = np.stack([p0, p1], axis=1).ravel().astype(np.float32)
-            n_pri[np.isnan(n_pri)] = NEG  # NaN planes (a hostile file) never reopen
-            ok = n_pri >= tau[n_qid]
-            a_qid.append(n_qid[~ok])
-            a_ref.append(n_ref[~ok])
-            a_pri.append(n_pri[~ok])
-            o_qid, o_ref, o_pri = n_qid[ok], n_ref[ok], n_pri[ok]
+            m = m.reshape(len(o_ref), width)
+            col = 0
+            for j in range(depth + 1):
+                r, p, a = refs[j], pri[j], alive[j]
+                qj = np.broadcast_to(o_qid[:, None], r.shape)
+                leaf = a & (r < 0)
+                if leaf.any():
+                    c_qid.append(qj[leaf])
+                    c_ref.append(-1 - r[leaf])
+                    c_pri.append(p[leaf])
+                    count += np.bincount(
+                        qj[leaf], weights=_sizes(forest, r[leaf]), minlength=b
+                    ).astype(np.int64)
+                if j == depth:
+                    nxt = a & (r >= 0)
+                    o_qid, o_ref, o_pri = qj[nxt], r[nxt], p[nxt]
+                    break
+                mj = m[:, col : col + r.shape[1]]
+                col += r.shape[1]
+                p0, p1 = metric.child_priority(p, mj)
+                cp = np.stack([p0, p1], axis=-1).reshape(len(r), -1).astype(np.float32)
+                cp[np.isnan(cp)] = NEG  # NaN planes (a hostile file) never reopen
+                parent_ok = np.repeat(a & (r >= 0), 2, axis=1)
+                ok = cp >= tau[o_qid][:, None]
+                aside = parent_ok & ~ok
+                if aside.any():
+                    cq = np.broadcast_to(o_qid[:, None], cp.shape)
+                    a_qid.append(cq[aside])
+                    a_ref.append(refs[j + 1][aside])
+                    a_pri.append(cp[aside])
+                pri.append(cp)
+                alive.append(parent_ok & ok)
         a_qid, a_ref, a_pri = np.concatenate(a_qid), np.concatenate(a_ref), np.concatenate(a_pri)
+        ok = opened > 0
+        if ok.any():
+            seen.append((count - before)[ok] / opened[ok])
         if not (count < search_k)[a_qid].any():
             break
         # lower tau of each short query to where the set-aside items cover its deficit
@@ -115,7 +161,7 @@ def collect_leaves(
         # a reopened subtree brings in only part of its items (the rest lie below tau): guess
         # a share, and lower it for queries that come up short again
         cum = np.cumsum(np.take_along_axis(r_size, order, axis=1), axis=1) * share[:, None]
-        enough = cum >= (search_k - count)[:, None]
+        enough = cum >= AIM * (search_k - count)[:, None]
         at = np.argmax(enough, axis=1)
         # no estimate reaches the deficit: open everything left
         new_tau = np.where(enough[np.arange(b), at], r_pri[np.arange(b), at], NEG)
@@ -127,6 +173,8 @@ def collect_leaves(
             break
         o_qid, o_ref, o_pri = a_qid[reopen], a_ref[reopen], a_pri[reopen]
         a_qid, a_ref, a_pri = [a_qid[~reopen]], [a_ref[~reopen]], [a_pri[~reopen]]
+        opened = np.bincount(o_qid, weights=_sizes(forest, o_ref), minlength=b)
+        before = count.copy()
     qid = np.concatenate(c_qid) if c_qid else np.zeros(0, np.int64)
     leaf = np.concatenate(c_ref) if c_ref else np.zeros(0, np.int64)
     pri = np.concatenate(c_pri) if c_pri else np.zeros(0, np.float32)
@@ -138,7 +186,10 @@ def collect_leaves(
     size = np.where(mask, forest.leaf_ptr[r_leaf + 1] - forest.leaf_ptr[r_leaf], 0)
     keep = mask & (np.cumsum(size, axis=1) - size < search_k)
     rows = np.nonzero(keep)[0]
-    return rows, r_leaf[keep]
+    observed = float(np.median(np.concatenate(seen))) if seen else share0
+    r_pri = np.take_along_axis(r_pri, order, axis=1)
+    cut = np.where(keep, r_pri, np.inf).min(axis=1)
+    return rows, r_leaf[keep], float(np.clip(observed, 1e-4, 1.0)), cut
 
 
 def candidates(forest: Forest, qid: np.ndarray, leaf: np.ndarray, b: int) -> np.ndarray:
