@@ -65,10 +65,14 @@ def from_arrays(kind: Any, arrays: dict[str, np.ndarray], n_items: int) -> np.nd
         raw = blob.tobytes()
         try:
             p = ptr.tolist()
-            return np.array(
-                [raw[a:b].decode("utf-8", "surrogatepass") for a, b in itertools.pairwise(p)],
-                dtype=object,
-            )
+            text = raw.decode("utf-8", "surrogatepass")
+            if len(text) == len(raw):  # ASCII: byte offsets are character offsets, decode once
+                out = [text[a:b] for a, b in itertools.pairwise(p)]
+            else:
+                out = [raw[a:b].decode("utf-8", "surrogatepass") for a, b in itertools.pairwise(p)]
+            arr = np.empty(len(out), dtype=object)
+            arr[:] = out
+            return arr
         except UnicodeDecodeError as exc:
             raise IndexFileError(f"corrupted labels ({exc})") from None
     raise IndexFileError(f"corrupted manifest (unknown labels kind {kind!r})")
