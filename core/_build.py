@@ -70,13 +70,19 @@ class _Chunk:
         j = np.arange(SAMPLE, dtype=np.uint64)[None, :]
         pos = rng.below(self._key(nodes[:, None], _SAMPLE_P, attempt, j), ln[:, None])
         s = np.take(z, self.perm[start[:, None] + pos], axis=0).astype(np.float32)  # (A, SAMPLE, d)
+        total = s.sum(axis=1)
         for _ in range(STEPS):
-            to_p = (
-                self.metric.centroid_distance(s, p[:, None, :])
-                < self.metric.centroid_distance(s, q[:, None, :])
-            )[..., None]
-            p = (p + (s * to_p).sum(axis=1)) / (1 + to_p.sum(axis=1))
-            q = (q + (s * ~to_p).sum(axis=1)) / (1 + (~to_p).sum(axis=1))
+            if self.metric.name == "manhattan":
+                to_p = self.metric.centroid_distance(s, p[:, None, :]) < (
+                    self.metric.centroid_distance(s, q[:, None, :])
+                )
+            else:  # |s-p|^2 < |s-q|^2  <=>  s.(p-q) > (|p|^2 - |q|^2) / 2: one product, no temps
+                half = 0.5 * (np.einsum("ad,ad->a", p, p) - np.einsum("ad,ad->a", q, q))
+                to_p = np.einsum("asd,ad->as", s, p - q) > half[:, None]
+            n_p = to_p.sum(axis=1, dtype=np.float32)[:, None]
+            sum_p = np.einsum("asd,as->ad", s, to_p.astype(np.float32))
+            p = (p + sum_p) / (1 + n_p)
+            q = (q + total - sum_p) / (1 + SAMPLE - n_p)
         return self.metric.plane(p, q)
 
     def _hamming_dim(self, nodes: np.ndarray, attempt: int) -> tuple[np.ndarray, np.ndarray]:
