@@ -18,8 +18,8 @@ from . import _hashrng as rng
 from ._forest import Forest, concat
 from ._metrics import Metric
 
-SAMPLE = 32  # items per node that two-means looks at
-STEPS = 4  # Lloyd steps of two-means
+SAMPLE = 64  # items per node that two-means looks at
+STEPS = 8  # Lloyd steps of two-means
 ATTEMPTS = 3  # annoy's retries of an unbalanced split
 BLOCK = 1 << 18  # rows per vectorized block, bounds temporary memory (~BLOCK * dim * 4 bytes)
 TARGET_ROWS = 1 << 21  # rows per chunk of trees: enough work per array op to hide Python

@@ -28,11 +28,13 @@ QUERY_CHUNK = 256  # queries searched together: large enough to vectorize, small
 
 
 def default_leaf_size(f: int, metric: str) -> int:
-    """Most items a leaf holds by default.
+    """Most items a leaf holds by default: 64.
 
-    Annoy's leaves hold as many ids as fit in a node (about f + 2).  Measured on GloVe 50d
-    (benchmarks/), leaves of ~64 items give the best recall per second for a vectorized search:
-    larger leaves mean shallower trees and longer contiguous candidate runs.
+    Annoy's leaves hold as many ids as fit in a node (about f + 2).  Measured on GloVe 6B 50d
+    (390,000 words, 10 trees, angular, batch queries, recall@10 against exact): leaves of 32
+    items reached recall 0.893 at 242 q/s and built in 23.5 s; 64 items, 0.873 at 338 q/s, 16.3 s;
+    128 items, 0.848 at 448 q/s, 14.3 s.  64 and 128 give about the same throughput at equal
+    recall; 64 keeps trees close to annoy's for export to ``.ann`` files.
     """
     return 64
 
