@@ -103,6 +103,15 @@ def glove_table(results: dict, metric: str, threads: int) -> str:
             + f" | {rss_txt} |"
         )
     ann = " / ".join(_fmt(ref[lv], fmt="{:,.0f}") for lv in LEVELS)
+    cut = [
+        f"{s['label']} at {p['value']} (projected {p['projected_s']:,.0f} s)"
+        for s in ser
+        for p in s.get("skipped_points", [])
+        if p["mode"] == s["mode"]
+    ]
+    if cut:
+        why = "Sweeps cut short (a point projected over 2x the time limit): "
+        lines += ["", why + "; ".join(cut)]
     lines.append("")
     lines.append(f"annoy's best one-query-per-call q/s at {'/'.join(map(str, LEVELS))}: {ann}.")
     return "\n".join(lines)

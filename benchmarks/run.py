@@ -222,6 +222,7 @@ def _flatten(record: dict) -> None:
         if key in q:
             record[key] = q[key]
     record["points"] = q.get("points", [])
+    record["skipped_points"] = q.get("skipped_points", [])
     record["build_peak_rss_mb"] = b.get("peak_rss_mb")
     record["query_peak_rss_mb"] = q.get("peak_rss_mb")
     record["peak_rss_delta_mb"] = max(

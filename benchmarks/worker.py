@@ -38,13 +38,13 @@ def _peak_rss_mb() -> float:
     return _status_mb("VmHWM")
 
 
-def _sweep(spec: dict, system, model, train, queries, gt_dist) -> list[dict]:
+def _sweep(spec: dict, system, model, train, queries, gt_dist) -> tuple[list, list]:
     import time
 
     from benchmarks.recall import recall_at_k
 
     k, threads = spec["k"], spec["threads"]
-    points = []
+    points, skipped = [], []
     for mode, knobs in spec["sweeps"].items():
         Q, gt = queries, gt_dist
         limit = spec.get("per_call_queries")
@@ -54,7 +54,16 @@ def _sweep(spec: dict, system, model, train, queries, gt_dist) -> list[dict]:
         prepared = system.prepare_queries(Q, mode)
         # Untimed warm-up: first-call costs (lazy init, page faults, JIT).
         system.query(model, prepared[:50], k, mode, knobs[0], threads)
+        n_probe = max(1, min(200, len(Q) // 20))
         for knob in knobs:
+            # Probe a prefix first: a point projected to take far longer than the
+            # limit is skipped (and ends the sweep) instead of running for hours.
+            t0 = time.perf_counter()
+            system.query(model, prepared[:n_probe], k, mode, knob, threads)
+            projected = (time.perf_counter() - t0) * len(Q) / n_probe
+            if projected > 2 * spec["max_point_seconds"]:
+                skipped.append({"mode": mode, "value": knob, "projected_s": projected})
+                break
             best = float("inf")
             for _ in range(spec.get("repeats", 1)):
                 t0 = time.perf_counter()
@@ -74,7 +83,7 @@ def _sweep(spec: dict, system, model, train, queries, gt_dist) -> list[dict]:
             )
             if recall >= spec["stop_recall"] or best > spec["max_point_seconds"]:
                 break  # larger knobs only cost more
-    return points
+    return points, skipped
 
 
 def run(spec: dict) -> dict:
@@ -124,7 +133,9 @@ def run(spec: dict) -> dict:
         result["load_first_s"] = times[0]
         result["load_s"] = min(times[1:]) if len(times) > 1 else times[0]
     if phase in ("query", "full"):
-        result["points"] = _sweep(spec, system, model, train, queries, gt_dist)
+        result["points"], result["skipped_points"] = _sweep(
+            spec, system, model, train, queries, gt_dist
+        )
     result["peak_rss_mb"] = _peak_rss_mb()
     result["peak_rss_delta_mb"] = result["peak_rss_mb"] - result["baseline_rss_mb"]
     return result

@@ -101,7 +101,7 @@ def collect_leaves(
         while len(o_ref):  # a block of levels below every open node of every query
             # few open nodes: per-call overhead dominates, so take several levels per step
             depth = BLOCK_DEPTH if len(o_ref) < SMALL else 1
-            refs, pri, alive = [o_ref[:, None]], [o_pri[:, None]], [np.ones((len(o_ref), 1), bool)]
+            refs, pri = [o_ref[:, None]], [o_pri[:, None]]
             for _ in range(depth):
                 r = refs[-1]
                 refs.append(kids[np.where(r >= 0, r, 0)].reshape(len(r), -1))
@@ -117,37 +117,43 @@ def collect_leaves(
                 forest.offsets[flat[valid]],
             )
             m = m.reshape(len(o_ref), width)
+            # priorities and "still inside tau" masks level by level, then one pass over all
+            # levels of the block: few array operations per level, whatever the batch size
+            tq = tau[o_qid][:, None]
+            reach = [np.ones((len(o_ref), 1), bool)]  # parent expanded (or an open node)
+            inside = [reach[0]]  # ... and priority at least tau: expanded or collected
             col = 0
-            for j in range(depth + 1):
-                r, p, a = refs[j], pri[j], alive[j]
-                qj = np.broadcast_to(o_qid[:, None], r.shape)
-                leaf = a & (r < 0)
-                if leaf.any():
-                    c_qid.append(qj[leaf])
-                    c_ref.append(-1 - r[leaf])
-                    c_pri.append(p[leaf])
-                    count += np.bincount(
-                        qj[leaf], weights=_sizes(forest, r[leaf]), minlength=b
-                    ).astype(np.int64)
-                if j == depth:
-                    nxt = a & (r >= 0)
-                    o_qid, o_ref, o_pri = qj[nxt], r[nxt], p[nxt]
-                    break
+            for j in range(depth):
+                r = refs[j]
                 mj = m[:, col : col + r.shape[1]]
                 col += r.shape[1]
-                p0, p1 = metric.child_priority(p, mj)
+                p0, p1 = metric.child_priority(pri[j], mj)
                 cp = np.stack([p0, p1], axis=-1).reshape(len(r), -1).astype(np.float32)
                 cp[np.isnan(cp)] = NEG  # NaN planes (a hostile file) never reopen
-                parent_ok = np.repeat(a & (r >= 0), 2, axis=1)
-                ok = cp >= tau[o_qid][:, None]
-                aside = parent_ok & ~ok
-                if aside.any():
-                    cq = np.broadcast_to(o_qid[:, None], cp.shape)
-                    a_qid.append(cq[aside])
-                    a_ref.append(refs[j + 1][aside])
-                    a_pri.append(cp[aside])
                 pri.append(cp)
-                alive.append(parent_ok & ok)
+                reach.append(np.repeat(inside[j] & (r >= 0), 2, axis=1))
+                inside.append(reach[-1] & (cp >= tq))
+            r_all = np.concatenate(refs, axis=1)
+            p_all = np.concatenate(pri, axis=1)
+            ins = np.concatenate(inside, axis=1)
+            aside = np.concatenate(reach, axis=1) & ~ins
+            is_last = np.zeros(r_all.shape[1], bool)
+            is_last[r_all.shape[1] - refs[-1].shape[1] :] = True
+            qj = np.broadcast_to(o_qid[:, None], r_all.shape)
+            leaf = ins & (r_all < 0)
+            nxt = ins & (r_all >= 0) & is_last
+            if leaf.any():
+                c_qid.append(qj[leaf])
+                c_ref.append(-1 - r_all[leaf])
+                c_pri.append(p_all[leaf])
+                count += np.bincount(
+                    qj[leaf], weights=_sizes(forest, r_all[leaf]), minlength=b
+                ).astype(np.int64)
+            if aside.any():
+                a_qid.append(qj[aside])
+                a_ref.append(r_all[aside])
+                a_pri.append(p_all[aside])
+            o_qid, o_ref, o_pri = qj[nxt], r_all[nxt], p_all[nxt]
         a_qid, a_ref, a_pri = np.concatenate(a_qid), np.concatenate(a_ref), np.concatenate(a_pri)
         ok = opened > 0
         if ok.any():

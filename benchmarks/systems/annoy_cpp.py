@@ -33,8 +33,11 @@ class AnnoySystem(System):
         index = AnnoyIndex(X.shape[1], metric)
         index.set_seed(seed)
         t0 = time.perf_counter()
-        for i, row in enumerate(X.tolist()):  # annoy has no bulk add
-            index.add_item(i, row)
+        for start in range(0, X.shape[0], 10_000):
+            # annoy has no bulk add; lists are its fastest input, converted in
+            # chunks so a list of the whole matrix never inflates the peak RSS.
+            for i, row in enumerate(X[start : start + 10_000].tolist(), start):
+                index.add_item(i, row)
         t1 = time.perf_counter()
         index.build(variant["n_trees"], n_jobs=threads)
         self.timings = {"add_s": t1 - t0, "trees_s": time.perf_counter() - t1}
