@@ -21,9 +21,10 @@ from ._errors import IndexFileError
 from ._forest import Forest
 from ._metrics import Metric, get_metric
 from ._search import SHARE as SEARCH_SHARE
-from ._search import candidates, collect_leaves, rank
+from ._search import candidates, collect_leaves, exact_candidates, rank
 
 DEFAULT_SEED = 1234567890987654321 % (1 << 63)
+EXACT_MIN = 4096  # below this many items, every item is ranked directly (exact ties by id)
 QUERY_CHUNK = 256  # queries searched together: large enough to vectorize, small enough for cache
 
 
@@ -311,7 +312,11 @@ class AnnoyIndex:
         m = self._metric
         q_stored = m.store(q)
         if search_k >= self._n_present * max(forest.n_trees, 1):
-            cand = np.broadcast_to(np.flatnonzero(self._present), (len(q), self._n_present))
+            # the search would collect every item: exact search, blockwise
+            if m.name in ("angular", "euclidean", "dot") and self._n_present > EXACT_MIN:
+                cand = exact_candidates(m, q_stored, self._store, self._sqnorm, self._present, k)
+            else:
+                cand = np.broadcast_to(np.flatnonzero(self._present), (len(q), self._n_present))
         else:
             qt = m.query_space(q, self.f)
             scale = self._cut_scale(qt)

@@ -268,3 +268,44 @@ def rank(
         out_d[lo : lo + step, :n] = np.take_along_axis(dd, order, axis=1)[:, :n]
     out_d[out_ids < 0] = np.inf
     return out_ids, out_d
+
+
+EXACT_BLOCK = 1 << 16  # items per block of the exact search's matrix product
+
+
+def exact_candidates(
+    metric: Metric,
+    q_stored: np.ndarray,
+    vectors: np.ndarray,
+    sqnorm: np.ndarray | None,
+    present: np.ndarray,
+    k: int,
+) -> np.ndarray:
+    """Every item is a candidate (search_k covers the forest): prefilter with BLAS, blockwise.
+
+    Returns (B, M) candidate ids holding each block's best ``k + 8`` by a matrix-product
+    distance; :func:`rank` then re-measures and orders them exactly.
+    """
+    ids = np.flatnonzero(present)
+    kk = k + 8
+    qf = q_stored.astype(np.float32)
+    qn = np.einsum("ij,ij->i", qf, qf)
+    parts = []
+    for lo in range(0, len(ids), EXACT_BLOCK):
+        blk = ids[lo : lo + EXACT_BLOCK]
+        v = vectors[blk[0] : blk[-1] + 1] if blk[-1] - blk[0] + 1 == len(blk) else vectors[blk]
+        dots = qf @ np.asarray(v, np.float32).T
+        if metric.name == "dot":
+            d = -dots
+        elif metric.name == "euclidean":
+            d = qn[:, None] + sqnorm[blk] - 2 * dots
+        else:  # angular: order by cosine; zero vectors last
+            with np.errstate(divide="ignore", invalid="ignore"):
+                d = -dots / np.sqrt(sqnorm[blk])
+            d[:, sqnorm[blk] == 0] = np.inf
+        if len(blk) > kk:
+            top = np.argpartition(d, kk - 1, axis=1)[:, :kk]
+            parts.append(blk[top])
+        else:
+            parts.append(np.broadcast_to(blk, (len(qf), len(blk))))
+    return np.concatenate(parts, axis=1) if parts else np.full((len(qf), 1), -1, np.int64)
