@@ -17,6 +17,7 @@ import numpy as np
 from . import _hashrng as rng
 from ._forest import Forest, concat
 from ._metrics import Metric
+from ._treespace import TreeSpace
 
 SAMPLE = 64  # items per node that two-means looks at
 STEPS = 8  # Lloyd steps of two-means
@@ -40,7 +41,7 @@ def _ranges(starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
 class _Chunk:
     """Build state of a chunk of trees: one permutation of the items per tree, cut into nodes."""
 
-    def __init__(self, z: np.ndarray, metric: Metric, trees: np.ndarray, seed: int, leaf: int):
+    def __init__(self, z: TreeSpace, metric: Metric, trees: np.ndarray, seed: int, leaf: int):
         self.z, self.metric, self.seed, self.leaf = z, metric, np.uint64(seed), leaf
         self.trees = trees.astype(np.uint64)
         n = len(z)
@@ -65,11 +66,11 @@ class _Chunk:
         z, start, ln = self.z, self.start[nodes], self.len[nodes]
         i0 = rng.below(self._key(nodes, _INIT, attempt, 0), ln)
         i1 = (i0 + 1 + rng.below(self._key(nodes, _INIT, attempt, 1), ln - 1)) % ln
-        p = z[self.perm[start + i0]].astype(np.float32)
-        q = z[self.perm[start + i1]].astype(np.float32)
+        p = z.rows(self.perm[start + i0])
+        q = z.rows(self.perm[start + i1])
         j = np.arange(SAMPLE, dtype=np.uint64)[None, :]
         pos = rng.below(self._key(nodes[:, None], _SAMPLE_P, attempt, j), ln[:, None])
-        s = np.take(z, self.perm[start[:, None] + pos], axis=0).astype(np.float32)  # (A, SAMPLE, d)
+        s = z.rows(self.perm[start[:, None] + pos])  # (A, SAMPLE, d)
         total = s.sum(axis=1)
         for _ in range(STEPS):
             if self.metric.name == "manhattan":
@@ -87,14 +88,14 @@ class _Chunk:
 
     def _hamming_dim(self, nodes: np.ndarray, attempt: int) -> tuple[np.ndarray, np.ndarray]:
         """Annoy's hamming split: a random bit; here the most balanced of a few random bits."""
-        f = self.z.shape[1]
+        f = self.z.f
         tries = 8
         dims = rng.below(self._key(nodes[:, None], _HAMMING_DIM, attempt, np.arange(tries)), f)
         pos = _ranges(self.start[nodes], self.len[nodes])
         owner = np.repeat(np.arange(len(nodes)), self.len[nodes])
         ones = np.zeros((len(nodes), tries), np.int64)
         for t in range(tries):  # a fixed handful of candidates, each vectorized over all items
-            bits = self.z[self.perm[pos], dims[owner, t]]
+            bits = self.z.bits(self.perm[pos], dims[owner, t])
             ones[:, t] = np.bincount(owner, weights=bits, minlength=len(nodes))
         balance = np.abs(2 * ones - self.len[nodes][:, None])
         best = dims[np.arange(len(nodes)), balance.argmin(axis=1)]
@@ -112,8 +113,8 @@ class _Chunk:
         for b in range(0, len(pos), BLOCK):
             sl = slice(b, b + BLOCK)
             # np.take gathers rows several times faster than fancy indexing
-            x, o = np.take(self.z, items[sl], axis=0), owner[sl]
-            m = self.metric.margins(x, np.take(normals, o, axis=0), offsets[o])
+            o = owner[sl]
+            m = self.z.margins(items[sl], np.take(normals, o, axis=0), offsets[o])
             side[sl] = m > 0
             if not self.metric.is_hamming:
                 tie = np.flatnonzero(m == 0)
@@ -135,7 +136,7 @@ class _Chunk:
         ).astype(np.int64)
 
     def _split(self, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        dim = 0 if self.metric.is_hamming else self.z.shape[1]
+        dim = self.z.dim
         normals = np.zeros((len(nodes), dim), np.float32)
         offsets = np.zeros(len(nodes), np.float32)
         ones = np.zeros(len(nodes), np.int64)
@@ -264,8 +265,7 @@ class _Chunk:
 
 
 def build_trees(
-    z: np.ndarray,
-    item_ids: np.ndarray,
+    z: TreeSpace,
     metric: Metric,
     trees: Sequence[int] | np.ndarray,
     seed: int,
@@ -273,14 +273,14 @@ def build_trees(
     n_jobs: int = 1,
     progress: Callable[[int], None] | None = None,
 ) -> Forest:
-    """Build the trees numbered ``trees`` over rows ``z`` (tree space) labelled ``item_ids``.
+    """Build the trees numbered ``trees`` over the items of ``z`` (labelled ``z.ids``).
 
     Tree ``t`` depends only on (data, metric, seed, t, leaf_size), so any grouping of tree
     numbers, in any thread or process, yields the same arrays once joined in tree order.
     ``progress(n)`` is called with the number of trees finished by each chunk.
     """
     trees = np.asarray(trees, dtype=np.int64)
-    normal_dim = 0 if metric.is_hamming else z.shape[1]
+    normal_dim = z.dim
     n = max(len(z), 1)
     per_chunk = int(np.clip(TARGET_ROWS // n, 1, 256))
     chunks = [trees[i : i + per_chunk] for i in range(0, len(trees), per_chunk)]
@@ -289,7 +289,7 @@ def build_trees(
         state = _Chunk(z, metric, chunk, seed, leaf_size)
         while state.step():
             pass
-        out = state.forest(item_ids, normal_dim)
+        out = state.forest(z.ids, normal_dim)
         if progress is not None:
             progress(len(chunk))
         return out

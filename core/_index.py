@@ -9,6 +9,7 @@ import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,7 @@ from ._forest import Forest
 from ._metrics import Metric, get_metric
 from ._search import SHARE as SEARCH_SHARE
 from ._search import candidates, collect_leaves, exact_candidates, rank
+from ._treespace import TreeSpace
 
 DEFAULT_SEED = 1234567890987654321 % (1 << 63)
 EXACT_MIN = 4096  # below this many items, every item is ranked directly (exact ties by id)
@@ -164,8 +166,18 @@ class AnnoyIndex:
         if n <= len(self._store):
             return
         cap = max(n, 2 * len(self._store), 16)
-        store = np.zeros((cap, self._store.shape[1]), self._store.dtype)
-        store[: self._n] = self._store[: self._n]
+        width, dtype = self._store.shape[1], self._store.dtype
+        if self._on_disk is not None:
+            # items live in a file beside the target, so they need not fit in memory
+            buf = self._on_disk + ".items"
+            if isinstance(self._store, np.memmap):
+                self._store.flush()
+            with open(buf, "ab") as fh:
+                fh.truncate(cap * width * dtype.itemsize)
+            store = np.memmap(buf, dtype=dtype, mode="r+", shape=(cap, width))
+        else:
+            store = np.zeros((cap, width), dtype)
+            store[: self._n] = self._store[: self._n]
         present = np.zeros(cap, bool)
         present[: self._n] = self._present[: self._n]
         self._store, self._present = store, present
@@ -238,7 +250,7 @@ class AnnoyIndex:
             self._store = self._store[: self._n]
             self._present = self._present[: self._n]
             present = np.flatnonzero(self._present)
-            z = self._metric.tree_space(self._store[present], self.f)
+            z = TreeSpace(self._metric, self._store, present, self.f)
             done = [0]
 
             def tick(k: int, total: int) -> None:
@@ -251,7 +263,6 @@ class AnnoyIndex:
             def grow(trees: range, total: int) -> Forest:
                 return build_trees(
                     z,
-                    present,
                     self._metric,
                     trees,
                     self.seed,
@@ -276,7 +287,9 @@ class AnnoyIndex:
             if self._verbose:
                 print(f"has {forest.n_splits + forest.n_leaves} nodes", file=sys.stderr)
         if self._on_disk is not None:
-            self.save(self._on_disk)
+            target, self._on_disk = self._on_disk, None
+            self.save(target)  # streams the mapped items into the file, then maps the file
+            Path(target + ".items").unlink(missing_ok=True)
         return True
 
     def _compute_sqnorm(self, store: np.ndarray) -> np.ndarray | None:
@@ -292,8 +305,17 @@ class AnnoyIndex:
         return True
 
     def on_disk_build(self, fn: str | os.PathLike[str]) -> bool:
-        """Write the index to ``fn`` when it is built, and serve it from that file."""
-        self._on_disk = os.fspath(fn)
+        """Build straight into ``fn``, for indexes larger than memory (call before adding items).
+
+        Added items go to ``fn + ".items"``, memory-mapped, and the build reads them in place;
+        ``build()`` then writes ``fn`` (atomically), removes the items file and serves the
+        index from ``fn``.
+        """
+        if self._n or self._forest is not None or self._mapped is not None:
+            raise RuntimeError("on_disk_build() must be called before adding items")
+        path = os.fspath(fn)
+        open(path + ".items", "wb").close()  # fail now, not after adding items, if unwritable
+        self._on_disk = path
         return True
 
     # -- querying ---------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from ._build import build_trees as _build_trees
 from ._forest import Forest, concat
 from ._index import AnnoyIndex
 from ._metrics import get_metric
+from ._treespace import TreeSpace
 
 __all__ = ["TreePart", "assemble", "build_trees", "file_info"]
 
@@ -64,7 +65,7 @@ def build_trees(
     ids = np.asarray(tree_ids, dtype=np.int64)
     m = get_metric(metric)
     present = np.arange(index.get_n_items())
-    z = m.tree_space(index._store, index.f)
+    z = TreeSpace(m, index._store, present, index.f)
     done = [0]
 
     def tick(k: int) -> None:
@@ -72,7 +73,7 @@ def build_trees(
         if progress is not None:
             progress(done[0], len(ids))
 
-    forest = _build_trees(z, present, m, ids, index.seed, index.leaf_size, progress=tick)
+    forest = _build_trees(z, m, ids, index.seed, index.leaf_size, progress=tick)
     return TreePart(ids, forest, len(present), index.f, m.name, index.seed, index.leaf_size)
 
 

@@ -271,3 +271,24 @@ def test_adding_after_build_and_building_twice_raise() -> None:
         AnnoyIndex(2).query(np.ones((1, 2)), 1)
     with pytest.raises(ValueError, match="'f' must be a positive int"):
         AnnoyIndex(-2)
+
+
+def test_on_disk_build_reads_items_from_a_mapped_file(tmp_path, metric: str) -> None:
+    x = data_for(metric, 3000, 10)
+    target = tmp_path / "disk.annoy"
+    index = AnnoyIndex(10, metric, seed=3)
+    assert index.on_disk_build(target)
+    for lo in range(0, 3000, 700):  # grows the items file several times
+        index.add_items(x[lo : lo + 700])
+    assert isinstance(index._store, np.memmap)  # items are not held in memory
+    index.build(4)
+    assert index.path == str(target) and not (tmp_path / "disk.annoy.items").exists()
+    in_memory = AnnoyIndex(10, metric, seed=3)
+    in_memory.add_items(x)
+    in_memory.build(4)
+    in_memory.save(tmp_path / "memory.annoy")
+    assert target.read_bytes() == (tmp_path / "memory.annoy").read_bytes()
+    late = AnnoyIndex(10, metric)
+    late.add_items(x[:5])
+    with pytest.raises(RuntimeError, match="before adding items"):
+        late.on_disk_build(tmp_path / "late.annoy")

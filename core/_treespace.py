@@ -1,0 +1,86 @@
+"""Rows as the trees see them, computed from the stored rows on demand (no full copy).
+
+Angular splits only need signs of margins, which raw and unit vectors share; dot's extra
+coordinate is one float per item.  So a build reads the stored rows in place: a memory-mapped
+file of items larger than RAM works as well as an array.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._metrics import Metric, unpack_bits
+
+BLOCK = 1 << 16  # rows per block when scanning all rows once
+
+
+class TreeSpace:
+    """Items ``0..n-1`` of a build: stored rows ``stored[ids]`` seen in the metric's tree space."""
+
+    def __init__(self, metric: Metric, stored: np.ndarray, ids: np.ndarray, f: int) -> None:
+        self.metric, self.stored, self.f = metric, stored, f
+        self.ids = np.asarray(ids, dtype=np.int64)
+        self.dense = bool(len(ids) == 0 or (ids[0] == 0 and ids[-1] == len(ids) - 1))
+        self.dim = 0 if metric.is_hamming else (f + 1 if metric.name == "dot" else f)
+        self.extra = None
+        if metric.name == "dot":  # Bachrach et al.: sqrt(M^2 - |x|^2) makes dot order angular
+            sq = (
+                np.concatenate(
+                    [
+                        np.einsum(
+                            "ij,ij->i",
+                            *(2 * [np.asarray(self._raw(np.arange(lo, hi)), np.float32)]),
+                        )
+                        for lo, hi in _blocks(len(self.ids))
+                    ]
+                )
+                if len(self.ids)
+                else np.zeros(0, np.float32)
+            )
+            self.extra = np.sqrt(np.maximum(sq.max(initial=0.0) - sq, 0.0)).astype(np.float32)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def _raw(self, items: np.ndarray) -> np.ndarray:
+        rows = items if self.dense else self.ids[items]
+        return np.take(self.stored, rows, axis=0)
+
+    def rows(self, items: np.ndarray) -> np.ndarray:
+        """Float32 rows of ``items`` (any shape) in tree space: unit vectors for angular/dot."""
+        x = self._raw(items)
+        if self.metric.is_hamming:
+            flat = x.reshape(-1, x.shape[-1])
+            return unpack_bits(flat, self.f).astype(np.float32).reshape(*items.shape, self.f)
+        x = x.astype(np.float32, copy=False)
+        if self.metric.name == "dot":
+            x = np.concatenate([x, self.extra[items][..., None]], axis=-1)
+        if self.metric.name in ("angular", "dot"):
+            norm = np.sqrt(np.einsum("...i,...i->...", x, x))[..., None]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                x = np.where(norm > 0, x / norm, 0).astype(np.float32)
+        return x
+
+    def margins(self, items: np.ndarray, normals: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        """Margins of ``items`` (1-D) against matching planes; only their signs split items."""
+        x = self._raw(items)
+        if self.metric.is_hamming:
+            return self.bits(items, offsets.astype(np.int64), x).astype(np.float32)
+        m = np.einsum("ij,ij->i", x, normals[:, : self.f], dtype=np.float32)
+        if self.metric.name == "dot":
+            m += normals[:, self.f] * self.extra[items]
+        elif self.metric.has_offset:
+            m += offsets
+        return m
+
+    def bits(
+        self, items: np.ndarray, dims: np.ndarray, words: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Bit ``dims`` of each item's packed row (hamming), as 0/1 uint8."""
+        w = self._raw(items) if words is None else words
+        word = w[np.arange(len(items)), dims // 64]
+        return ((word >> (dims % 64).astype(np.uint64)) & np.uint64(1)).astype(np.uint8)
+
+
+def _blocks(n: int) -> list[tuple[int, int]]:
+    return [(lo, min(lo + BLOCK, n)) for lo in range(0, n, BLOCK)]
