@@ -24,15 +24,14 @@ import hashlib
 import itertools
 import mmap
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ._atomic import replace_atomically
 from ._errors import IndexFileError
-from ._fileformat import umask
 from ._forest import Forest
 from ._metrics import unpack_bits, words_for_bits
 
@@ -649,33 +648,15 @@ def _serialize(index: AnnoyIndex, g: Forest, lay: Layout, path: Path) -> None:
     if total > MAX_NODES:
         raise ValueError(f"the index needs {total} annoy nodes, more than annoy's int32 ids allow")
 
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    try:
-        os.fchmod(fd, 0o666 & ~umask())  # as annoy's own save: readable by others per umask
-        with os.fdopen(fd, "r+b") as fh:
-            fh.truncate(total * lay.size)
-            buf = np.memmap(fh, dtype=np.uint8, mode="r+", shape=(total * lay.size,))
-            _fill(buf, index, g, lay, leaf_aid, split_aid, annoy_ref(g.children), total)
-            raw = buf.reshape(total, lay.size)
-            raw[total - n_trees :] = raw[root_aid]  # annoy's copies of the roots
-            raw[total - n_trees - 1] = raw[root_aid[-1]]  # load() drops this one again
-            buf.flush()
-            del raw, buf
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    try:  # make the rename durable
-        dfd = os.open(path.parent or ".", os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
+    with replace_atomically(path) as fh:
+        fh.truncate(total * lay.size)
+        buf = np.memmap(fh, dtype=np.uint8, mode="r+", shape=(total * lay.size,))
+        _fill(buf, index, g, lay, leaf_aid, split_aid, annoy_ref(g.children), total)
+        raw = buf.reshape(total, lay.size)
+        raw[total - n_trees :] = raw[root_aid]  # annoy's copies of the roots
+        raw[total - n_trees - 1] = raw[root_aid[-1]]  # load() drops this one again
+        buf.flush()
+        del raw, buf
 
 
 def _fill(

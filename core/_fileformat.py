@@ -27,7 +27,6 @@ import json
 import mmap
 import os
 import struct
-import tempfile
 import zlib
 from collections.abc import Mapping
 from pathlib import Path
@@ -35,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from ._atomic import replace_atomically
 from ._errors import IndexFileError
 
 MAGIC = b"ANNOYADP"
@@ -97,44 +97,13 @@ def write(
         table = new
     manifest = json.dumps({**fields, "arrays": table}, sort_keys=True).encode()
     header = HEADER.pack(MAGIC, VERSION, 0, ALIGN, len(manifest), zlib.crc32(manifest))
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    try:
-        os.fchmod(fd, 0o666 & ~umask())  # mkstemp makes 0600; a saved index is shared like any file
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(header)
-            fh.write(manifest)
-            for name in sorted(arrays):
-                fh.seek(table[name]["offset"])
-                fh.write(_raw(arrays[name]))
-            fh.truncate(size)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    try:  # make the rename itself durable
-        dfd = os.open(path.parent or ".", os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
-
-
-def umask() -> int:
-    """The process umask, read without changing it where the OS allows (Linux)."""
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+    with replace_atomically(path) as fh:
+        fh.write(header)
+        fh.write(manifest)
+        for name in sorted(arrays):
+            fh.seek(table[name]["offset"])
+            fh.write(_raw(arrays[name]))
+        fh.truncate(size)
 
 
 def is_native(path: str | os.PathLike[str]) -> bool:

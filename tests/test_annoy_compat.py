@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from annoy_adapters.core import _annoy_format as annoy_format
 from annoy_adapters.core._annoy_format import layout
-from annoy_adapters.core._fileformat import umask
+from annoy_adapters.core._atomic import umask
 
 from annoy_adapters import AnnoyIndex, IndexFileError, load
 

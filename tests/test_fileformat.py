@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from annoy_adapters.core import _fileformat as ff
 from annoy_adapters.core import file_info
+from annoy_adapters.core._atomic import umask
 
 from annoy_adapters import AnnoyIndex, IndexFileError, load
 
@@ -175,7 +176,7 @@ def test_save_leaves_no_temporary_file_and_keeps_old_readers(tmp_path: Path) -> 
     _same(_answers(reader, q), old_answers)  # the old mapping is still intact
     fresh = load(path)
     assert fresh.get_n_items() == 400 and fresh.get_n_trees() == 6
-    assert path.stat().st_mode & 0o777 == 0o666 & ~ff.umask()
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask()
 
 
 def test_failed_save_leaves_the_old_file_and_no_temp(
