@@ -174,17 +174,21 @@ def _spec_against_index(df: pd.DataFrame, columns: Any, idx: AnnoyIndex, what: s
                 f"'columns' {given!r} don't match the columns {_where(idx)} was built on, "
                 f"{names!r} (same names in the same order)"
             )
+    return _same_columns(df, saved, what, _where(idx))
+
+
+def _same_columns(df: pd.DataFrame, saved: ColumnSpec, what: str, where: str) -> ColumnSpec:
+    """Resolve ``saved``'s columns in ``df``: all present, and vectors stored the same way."""
+    names = saved["columns"]
     missing = [c for c in names if c not in df.columns]
     if missing:
-        raise KeyError(
-            f"the {what} lacks columns {missing!r}; {_where(idx)} was built on columns {names!r}"
-        )
+        raise KeyError(f"the {what} lacks columns {missing!r}; {where} uses columns {names!r}")
     spec = resolve_columns(df, names)
     if spec["vector_column"] != saved["vector_column"]:
         kind = "one column of vectors" if saved["vector_column"] else "numeric columns"
         raise TypeError(
-            f"{_where(idx)} was built on {kind} {names!r}, but in the {what} "
-            f"{names!r} has dtype {df[names[0]].dtype}"
+            f"{where} uses {kind} {names!r}, but in the {what} {names[0]!r} has "
+            f"dtype {df[names[0]].dtype}"
         )
     return spec
 
@@ -274,18 +278,7 @@ def _query_vectors(data: Any, spec: ColumnSpec, f: int, where: str) -> tuple[np.
     """Vectors and row labels of ``data``: a DataFrame, a Series, or an array."""
     names = spec["columns"]
     if isinstance(data, pd.DataFrame):
-        missing = [c for c in names if c not in data.columns]
-        if missing:
-            raise KeyError(
-                f"the query frame lacks columns {missing!r}; {where} uses columns {names!r}"
-            )
-        qspec = resolve_columns(data, names)
-        if qspec["vector_column"] != spec["vector_column"]:
-            kind = "one column of vectors" if spec["vector_column"] else "numeric columns"
-            raise TypeError(
-                f"{where} uses {kind} {names!r}, but in the query frame {names[0]!r} has "
-                f"dtype {data[names[0]].dtype}"
-            )
+        qspec = _same_columns(data, spec, "query frame", where)
         x = frame_vectors(data, qspec)
         index = data.index
     elif isinstance(data, pd.Series) and is_vector_dtype(data.dtype):
