@@ -32,6 +32,7 @@ import numpy as np
 
 from ._atomic import replace_atomically
 from ._errors import IndexFileError
+from ._fileformat import close_map
 from ._forest import Forest
 from ._metrics import unpack_bits, words_for_bits
 
@@ -99,12 +100,8 @@ class AnnFile:
         return {**self._info, "format": "annoy", "format_version": None, "content_hash": self._hash}
 
     def close(self) -> None:
-        if self._mm is not None:
-            try:
-                self._mm.close()
-            except BufferError:  # views still alive elsewhere; the map closes when they go
-                pass
-            self._mm = None
+        close_map(self._mm)
+        self._mm = None
 
 
 # -- reading ---------------------------------------------------------------------------------

@@ -183,9 +183,14 @@ class Mapped:
 
     def close(self) -> None:
         self.arrays = {}
-        if self._mm is not None:
-            try:
-                self._mm.close()
-            except BufferError:  # views still alive elsewhere; the map closes when they go
-                pass
-            self._mm = None
+        close_map(self._mm)
+        self._mm = None
+
+
+def close_map(mm: mmap.mmap | None) -> None:
+    """Close a map unless array views still use it (then it closes when they go)."""
+    if mm is not None:
+        try:
+            mm.close()
+        except BufferError:
+            pass
