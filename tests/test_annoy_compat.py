@@ -264,15 +264,15 @@ def test_export_with_annoys_leaf_size_answers_exactly_as_we_do(tmp_path: Path, m
 
 @needs_annoy
 @pytest.mark.parametrize("metric", METRICS)
-def test_export_with_default_leaves_agrees_when_exhaustive(
+def test_export_with_leaves_larger_than_k_agrees_when_exhaustive(
     tmp_path: Path, metric: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # our leaves (64 items) are larger than annoy's K here: they are cut into annoy subtrees,
+    # leaves larger than annoy's K (here 64 items) are cut into annoy subtrees,
     # so only an exhaustive search is guaranteed to agree
     monkeypatch.setattr(annoy_format, "CUT_ROWS", 100)  # several blocks of leaves to cut
     f, n = (20 if metric == "hamming" else 6), 700
     x = _data(metric, n, f, 5)
-    ours = AnnoyIndex(f, metric, seed=3)
+    ours = AnnoyIndex(f, metric, seed=3, leaf_size=64)
     ours.add_items(x)
     ours.build(4)
     ours.set_labels([f"w{i}" for i in range(n)])  # labels are not exported

@@ -9,7 +9,14 @@ Source: gensim 4.4 ``gensim/test/test_similarities.py``, classes ``TestWord2VecA
   writes (it writes ``.dict``; those tests fail with annoy installed). Ours writes one file, so
   the port asserts that ``fname`` exists and that no sidecar does;
 - a fresh temporary directory per saved file instead of gensim's shared ``get_tmpfile`` path;
-- the imports: ``from annoy_adapters.gensim import AnnoyIndexer``, no annoy C++ package needed.
+- the imports: ``from annoy_adapters.gensim import AnnoyIndexer``, no annoy C++ package needed;
+- ``assertApproxNeighborsMatchExact`` asks an approximate top-5 to equal the exact one at
+  annoy's tiny default ``search_k`` (``n_trees * 5``). That holds for some random forests and not
+  others, for gensim's own indexer too (annoy 1.17.3 passes 31 of 50 seeds on
+  ``lee_fasttext.vec``). The port keeps the assertion and runs it over many seeds, for ours and
+  for the real annoy package as gensim's indexer calls it, and asks ours to pass on most seeds
+  and about as often as annoy (within 6 of 48 seeds, two binomial standard deviations; over 200
+  seeds ours passed 147 to annoy's 158 on the FastText model, 163 to 124 on lee_fasttext.vec).
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import unittest
 import pytest
 
 pytest.importorskip("gensim")
+annoy = pytest.importorskip("annoy")
 
 from gensim import utils
 from gensim.models import FastText, KeyedVectors, doc2vec, word2vec
@@ -31,6 +39,28 @@ from annoy_adapters.gensim import AnnoyIndexer
 
 SENTENCES = [doc2vec.TaggedDocument(words, [i]) for i, words in enumerate(TEXTS)]
 SMALL = {"seed": 1, "workers": 1}
+SEEDS = range(48)
+
+
+def _top5_matches_exact(wv, approx_words) -> bool:  # type: ignore[no-untyped-def]
+    vector = wv.get_normed_vectors()[0]
+    exact = [word for word, _ in wv.most_similar(positive=[vector], topn=5)]
+    return list(approx_words) == exact
+
+
+def _gensim_annoy_passes(wv, num_trees: int) -> int:  # type: ignore[no-untyped-def]
+    """Seeds on which gensim's AnnoyIndexer (annoy 1.17.3) passes the top-5 assertion."""
+    vectors = wv.get_normed_vectors()
+    passes = 0
+    for seed in SEEDS:
+        index = annoy.AnnoyIndex(wv.vector_size, "angular")  # as gensim builds it
+        index.set_seed(seed)
+        for i, vector in enumerate(vectors):
+            index.add_item(i, vector)
+        index.build(num_trees)
+        ids = index.get_nns_by_vector(vectors[0], 5)
+        passes += _top5_matches_exact(wv, [wv.index_to_key[i] for i in ids])
+    return passes
 
 
 def get_tmpfile(suffix: str) -> str:
@@ -107,13 +137,14 @@ class TestWord2VecAnnoyIndexer(unittest.TestCase):
 
     def assertApproxNeighborsMatchExact(self, model, wv, index):  # type: ignore[no-untyped-def]
         vector = wv.get_normed_vectors()[0]
-        approx_neighbors = model.most_similar([vector], topn=5, indexer=index)
-        exact_neighbors = model.most_similar(positive=[vector], topn=5)
-
-        approx_words = [neighbor[0] for neighbor in approx_neighbors]
-        exact_words = [neighbor[0] for neighbor in exact_neighbors]
-
-        self.assertEqual(approx_words, exact_words)
+        passes = 0
+        for seed in SEEDS:  # gensim's assertion, on a forest per seed
+            seeded = AnnoyIndexer(wv, index.num_trees, seed=seed)
+            approx_neighbors = model.most_similar([vector], topn=5, indexer=seeded)
+            passes += _top5_matches_exact(wv, [neighbor[0] for neighbor in approx_neighbors])
+        theirs = _gensim_annoy_passes(wv, index.num_trees)
+        self.assertGreaterEqual(passes, theirs - 6, f"ours passed {passes}, annoy {theirs}")
+        self.assertGreater(passes, len(SEEDS) // 2, f"ours passed {passes} of {len(SEEDS)}")
 
     def assertAllSimilaritiesDisableIndexer(self, model, wv, index):  # type: ignore[no-untyped-def]
         vector = wv.get_normed_vectors()[0]

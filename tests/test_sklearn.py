@@ -85,7 +85,7 @@ def test_missed_self_is_inserted_with_many_duplicates():
 
 
 def test_rows_the_forest_leaves_short_are_completed():
-    # One tree and search_k=1 visit a single leaf (at most 64 items); 71 entries per row
+    # One tree and search_k=1 visit a single leaf (at most annoy's K items); 71 entries per row
     # need more, so the transformer widens the search for those rows.
     X = _data("euclidean", n=150)
     est = AnnoyTransformer(n_neighbors=70, n_trees=1, search_k=1, random_state=0).fit(X)
