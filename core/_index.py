@@ -606,7 +606,6 @@ class AnnoyIndex:
                 )
             self._attach(mapped)
         else:
-
             self.unload()
             read_ann(self, path, prefault)
         return True

@@ -28,14 +28,14 @@ import unittest
 import pytest
 
 pytest.importorskip("gensim")
-annoy = pytest.importorskip("annoy")
-
 from gensim import utils
 from gensim.models import FastText, KeyedVectors, doc2vec, word2vec
 from gensim.test.utils import common_texts as TEXTS
 from gensim.test.utils import datapath
 
 from annoy_adapters.gensim import AnnoyIndexer
+
+annoy = pytest.importorskip("annoy")  # gensim's own indexer runs on it: the reference
 
 SENTENCES = [doc2vec.TaggedDocument(words, [i]) for i, words in enumerate(TEXTS)]
 SMALL = {"seed": 1, "workers": 1}
