@@ -38,11 +38,27 @@ from ._atomic import replace_atomically
 from ._errors import IndexFileError
 
 MAGIC = b"ANNOYADP"
-VERSION = 1
+VERSION = 2
+READABLE = (1, 2)  # version 1: every index array int64 and normals float32
 HEADER = struct.Struct("<8sIIQQI28x")
 ALIGN = 64
 MAX_MANIFEST = 1 << 26  # 64 MiB of JSON is far beyond any real index's manifest
-DTYPES = {"<f4", "<i8", "<u8", "|u1", "|b1"}
+DTYPES = {"<f2", "<f4", "<i4", "<i8", "<u8", "|u1", "|b1"}
+# written as int32 when every value fits (any index below 2**31 items and nodes)
+NARROW_INT = ("children", "counts", "leaf_ptr", "leaf_items", "roots")
+I32 = np.iinfo(np.int32)
+
+
+def narrow(name: str, a: np.ndarray) -> np.ndarray:
+    """The array as written: int32 index arrays and float16 normals where that loses nothing."""
+    if name in NARROW_INT and a.dtype == np.int64:
+        if not a.size or (I32.min <= a.min() and a.max() <= I32.max):
+            return a.astype("<i4")
+    if name == "normals" and a.dtype == np.float32:
+        half = a.astype("<f2")
+        if np.array_equal(half.astype(np.float32), a):  # built normals are float16-exact
+            return half
+    return a
 
 
 def _align(n: int) -> int:
@@ -70,7 +86,7 @@ def write(
 ) -> None:
     """Write atomically: a temporary file beside ``path``, fsync, rename, fsync the folder."""
     path = Path(path)
-    arrays = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
+    arrays = {k: np.ascontiguousarray(narrow(k, v)) for k, v in arrays.items()}
     for k, v in arrays.items():
         if v.dtype.str not in DTYPES:
             raise TypeError(f"array {k!r} has unsupported dtype {v.dtype.str}")
@@ -126,14 +142,15 @@ class Mapped:
                     f"{self.path}: truncated (only {len(head)} bytes; not an index file)"
                 )
             magic, version, _, moff, mlen, crc = HEADER.unpack(head)
+            self.version = version
             if magic != MAGIC:
                 raise IndexFileError(
                     f"{self.path}: not an annoy-adapters index (bad magic {magic!r})"
                 )
-            if version != VERSION:
+            if version not in READABLE:
                 raise IndexFileError(
                     f"{self.path}: unsupported format version {version} "
-                    f"(this release reads {VERSION})"
+                    f"(this release reads {', '.join(map(str, READABLE))})"
                 )
             if moff != ALIGN or mlen > MAX_MANIFEST or moff + mlen > self.size:
                 raise IndexFileError(

@@ -21,6 +21,7 @@ from ._annoy_format import layout, read_ann, write_ann
 from ._build import build_trees
 from ._errors import IndexFileError
 from ._forest import Forest
+from ._loader import check_forest, unpack
 from ._metrics import Metric, get_metric
 from ._search import SHARE as SEARCH_SHARE
 from ._search import candidates, collect_leaves, exact_candidates, rank
@@ -117,6 +118,7 @@ class AnnoyIndex:
         self._sqnorm: np.ndarray | None = None
         self._forest: Forest | None = None
         self._mapped: ff.Mapped | None = None
+        self._unchecked = False  # a loaded forest whose pointers check_forest has not seen yet
         self._labels: np.ndarray | None = None
         self._label_arrays: tuple[Any, dict[str, np.ndarray]] | None = None
         self._label_index: dict[Any, int] | None = None
@@ -152,6 +154,9 @@ class AnnoyIndex:
             raise RuntimeError(
                 f"cannot {what}: the index is not built; call build() or load() first"
             )
+        if self._unchecked:
+            check_forest(str(self.path), self._forest, self._metric, self.f)
+            self._unchecked = False
         return self._forest
 
     def _require_mutable(self, what: str) -> None:
@@ -612,7 +617,6 @@ class AnnoyIndex:
 
     def _attach(self, mapped: ff.Mapped) -> None:
         """Serve the index from an open native file, validating it first."""
-        from ._loader import unpack
 
         state = unpack(mapped, self)
         self.unload()

@@ -1,7 +1,8 @@
 """Turn an open native file into index state, checking every field, shape and tree pointer.
 
-Cost: O(1) for the header and array table, plus a few vectorized comparisons over the split
-and leaf pointer arrays (O(nodes)); the vectors and leaf items are not read here.
+Loading is O(1) in the forest's size: the header, the array table and the item flags.  The tree
+pointers (O(nodes)) are checked by :func:`check_forest` once, before the forest's first use, so
+a query never follows a pointer out of bounds; the vectors and leaf items are not read here.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import numpy as np
 from ._errors import IndexFileError
 from ._fileformat import Mapped
 from ._forest import Forest
-from ._metrics import BY_NAME, words_for_bits
+from ._metrics import BY_NAME, Metric, words_for_bits
 
 if TYPE_CHECKING:
     from ._index import AnnoyIndex
@@ -30,12 +31,40 @@ def _array(m: Mapped, name: str, dtype: str, shape: tuple[int, ...]) -> np.ndarr
     a = m.arrays.get(name)
     if a is None:
         raise IndexFileError(f"{m.path}: corrupted (array {name!r} missing)")
-    if a.dtype.str != dtype or a.shape != shape:
+    # version 2 may narrow index arrays to int32 and normals to float16 (see _fileformat)
+    allowed = {dtype}
+    if m.version >= 2 and dtype == "<i8":
+        allowed.add("<i4")
+    if m.version >= 2 and name == "normals":
+        allowed.add("<f2")
+    if a.dtype.str not in allowed or a.shape != shape:
         raise IndexFileError(
             f"{m.path}: corrupted (array {name!r} is {a.dtype.str}{a.shape}, "
-            f"expected {dtype}{shape})"
+            f"expected {' or '.join(sorted(allowed))}{shape})"
         )
     return a
+
+
+def check_forest(path: str, forest: Forest, metric: Metric, f: int) -> None:
+    """Pointers in range, children after parents (no cycles), leaf ranges inside leaf_items."""
+    leaf_ptr, children, n_splits = forest.leaf_ptr, forest.children, forest.n_splits
+    n_leaves = forest.n_leaves
+    if leaf_ptr[0] != 0 or leaf_ptr[-1] != len(forest.leaf_items) or (np.diff(leaf_ptr) < 0).any():
+        raise IndexFileError(f"{path}: corrupted (leaf ranges out of bounds)")
+    for refs in (children, forest.roots):
+        if refs.size and ((refs < -n_leaves).any() or (refs >= n_splits).any()):
+            raise IndexFileError(f"{path}: corrupted (node pointer out of range)")
+    if n_splits and (children.max(axis=1, initial=-1) >= 0).any():
+        own = np.arange(n_splits)[:, None]
+        if ((children >= 0) & (children <= own)).any():
+            raise IndexFileError(f"{path}: corrupted (a split points back up its tree)")
+    if metric.is_hamming and n_splits:
+        # annoy's padding bits (f..64*words-1) can hold splits of a converted .ann forest
+        top = 64 * words_for_bits(max(f, 1))
+        offsets = forest.offsets
+        bad = (offsets < 0) | (offsets >= top) | (offsets != np.floor(offsets))
+        if bad.any():
+            raise IndexFileError(f"{path}: corrupted (hamming split dimension out of range)")
 
 
 def unpack(m: Mapped, index: AnnoyIndex) -> dict[str, Any]:
@@ -74,22 +103,6 @@ def unpack(m: Mapped, index: AnnoyIndex) -> dict[str, Any]:
         raise IndexFileError(f"{m.path}: corrupted (leaf items missing)")
     leaf_items = _array(m, "leaf_items", "<i8", (len(leaf_items),))
     roots = _array(m, "roots", "<i8", (n_trees,))
-    # pointers: in range, children after parents (no cycles), leaf ranges inside leaf_items
-    if leaf_ptr[0] != 0 or leaf_ptr[-1] != len(leaf_items) or (np.diff(leaf_ptr) < 0).any():
-        raise IndexFileError(f"{m.path}: corrupted (leaf ranges out of bounds)")
-    for refs in (children, roots):
-        if refs.size and ((refs < -n_leaves).any() or (refs >= n_splits).any()):
-            raise IndexFileError(f"{m.path}: corrupted (node pointer out of range)")
-    if n_splits and (children.max(axis=1, initial=-1) >= 0).any():
-        own = np.arange(n_splits)[:, None]
-        if ((children >= 0) & (children <= own)).any():
-            raise IndexFileError(f"{m.path}: corrupted (a split points back up its tree)")
-    if metric.is_hamming and n_splits:
-        # annoy's padding bits (f..64*words-1) can hold splits of a converted .ann forest
-        top = 64 * words_for_bits(max(f, 1))
-        bad = (offsets < 0) | (offsets >= top) | (offsets != np.floor(offsets))
-        if bad.any():
-            raise IndexFileError(f"{m.path}: corrupted (hamming split dimension out of range)")
     sqnorm = None
     if metric.needs_sqnorm:
         sqnorm = _array(m, "sqnorm", "<f4", (n,))
@@ -113,6 +126,7 @@ def unpack(m: Mapped, index: AnnoyIndex) -> dict[str, Any]:
             roots=roots,
         ),
         "_mapped": m,
+        "_unchecked": True,  # check_forest runs before the forest's first use
         "_labels": None,
         "_label_index": None,
         "_label_arrays": (kind, m.arrays) if kind else None,

@@ -173,7 +173,7 @@ def _owner(forest: Forest) -> tuple[np.ndarray, np.ndarray]:
 
 def file_info(path: str | os.PathLike[str]) -> dict[str, Any]:
     """What a native index file holds, from its header and manifest only."""
-    from ._fileformat import VERSION, Mapped
+    from ._fileformat import Mapped
 
     m = Mapped(path)
     try:
@@ -183,7 +183,7 @@ def file_info(path: str | os.PathLike[str]) -> dict[str, Any]:
         n_leaves = max(arrays.get("leaf_ptr", {}).get("shape", [1])[0] - 1, 0)
         return {
             "path": os.fspath(path),
-            "format_version": VERSION,
+            "format_version": m.version,
             "f": fl.get("f"),
             "metric": fl.get("metric"),
             "n_items": fl.get("n_items"),

@@ -100,7 +100,7 @@ def test_load_needs_only_the_path_and_takes_everything_from_the_file(tmp_path: P
     assert (got.f, got.metric, got.leaf_size, got.seed) == (5, "manhattan", 11, 99)
     assert got.get_n_items() == 50 and got.get_n_trees() == 3 and got.built
     info = file_info(tmp_path / "m.annoy")
-    assert info["format_version"] == 1 and info["f"] == 5 and info["metric"] == "manhattan"
+    assert info["format_version"] == 2 and info["f"] == 5 and info["metric"] == "manhattan"
 
 
 @pytest.mark.parametrize(("f", "metric"), [(6, "euclidean"), (7, "angular"), (6, "dot")])
@@ -244,14 +244,14 @@ def test_foreign_newer_and_truncated_files_are_index_file_errors(tmp_path: Path)
     raw, (magic, _version, res, moff, mlen, crc) = _header(path)
     cases = {
         "magic": b"NOTANIDX" + raw[8:],
-        "version": ff.HEADER.pack(magic, 2, res, moff, mlen, crc) + raw[ff.HEADER.size :],
+        "version": ff.HEADER.pack(magic, 3, res, moff, mlen, crc) + raw[ff.HEADER.size :],
         "truncated": raw[: len(raw) // 2],
         "short": raw[:10],
         "manifest": raw[:70] + bytes([raw[70] ^ 1]) + raw[71:],
     }
     messages = {
         "magic": "not an annoy-adapters index",
-        "version": "unsupported format version 2",
+        "version": "unsupported format version 3",
         "truncated": "outside the file",
         "short": "truncated",
         "manifest": "checksum",
@@ -316,7 +316,7 @@ def _patch_array(path: Path, name: str, values: np.ndarray, at: int = 0) -> None
         ("children", np.array([10**9]), "out of range"),
         ("children", np.array([-(10**9)]), "out of range"),
         ("children", np.array([0, 0]), "back up"),  # a cycle: split 0 is its own child
-        ("roots", np.array([-(2**40)]), "out of range"),
+        ("roots", np.array([-(2**30)]), "out of range"),
         ("leaf_ptr", np.array([5]), "leaf ranges"),
         ("present", np.array([7]), "present"),
     ],
@@ -327,8 +327,24 @@ def test_hostile_arrays_are_index_file_errors(
     path = tmp_path / "a.annoy"
     _built("euclidean", n=100).save(path)
     _patch_array(path, name, values)
+    # loading is O(1): the tree pointers are checked once, before the forest is first used
     with pytest.raises(IndexFileError, match=match):
-        load(path)
+        load(path).get_nns_by_item(1, 3)
+
+
+def test_pointer_checks_run_once_before_first_use(tmp_path: Path) -> None:
+    path = tmp_path / "a.annoy"
+    _built("euclidean", n=100).save(path)
+    _patch_array(path, "children", np.array([10**9]))
+    index = load(path)  # O(1): the bad pointer is not looked at yet
+    for use in (
+        lambda: index.get_nns_by_vector(np.zeros(7), 3),
+        lambda: index.query(np.zeros((2, 7)), 3),
+        lambda: index.leaf_of(np.zeros((1, 7))),
+        lambda: index.save(tmp_path / "copy.annoy"),
+    ):
+        with pytest.raises(IndexFileError, match="out of range"):
+            use()
 
 
 def test_header_is_the_documented_struct() -> None:
