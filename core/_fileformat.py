@@ -44,21 +44,25 @@ HEADER = struct.Struct("<8sIIQQI28x")
 ALIGN = 64
 MAX_MANIFEST = 1 << 26  # 64 MiB of JSON is far beyond any real index's manifest
 DTYPES = {"<f2", "<f4", "<i4", "<i8", "<u8", "|u1", "|b1"}
-# written as int32 when every value fits (any index below 2**31 items and nodes)
-NARROW_INT = ("children", "counts", "leaf_ptr", "leaf_items", "roots")
-I32 = np.iinfo(np.int32)
+# arrays that version 2 writes narrower when that loses nothing: the tree arrays as int32 (any
+# index below 2**31 items and nodes), the normals as float16 (the build rounds them so)
+NARROWED = {
+    "children": "<i4",
+    "counts": "<i4",
+    "leaf_ptr": "<i4",
+    "leaf_items": "<i4",
+    "roots": "<i4",
+    "normals": "<f2",
+}
 
 
 def narrow(name: str, a: np.ndarray) -> np.ndarray:
-    """The array as written: int32 index arrays and float16 normals where that loses nothing."""
-    if name in NARROW_INT and a.dtype == np.int64:
-        if not a.size or (I32.min <= a.min() and a.max() <= I32.max):
-            return a.astype("<i4")
-    if name == "normals" and a.dtype == np.float32:
-        half = a.astype("<f2")
-        if np.array_equal(half.astype(np.float32), a):  # built normals are float16-exact
-            return half
-    return a
+    """The array as written: its :data:`NARROWED` dtype when every value survives the cast."""
+    to = NARROWED.get(name)
+    if to is None or a.dtype.str == to:
+        return a
+    small = a.astype(to)
+    return small if np.array_equal(small.astype(a.dtype), a) else a
 
 
 def _align(n: int) -> int:

@@ -617,7 +617,6 @@ class AnnoyIndex:
 
     def _attach(self, mapped: ff.Mapped) -> None:
         """Serve the index from an open native file, validating it first."""
-
         state = unpack(mapped, self)
         self.unload()
         for k, v in state.items():
@@ -633,7 +632,6 @@ class AnnoyIndex:
 
     def export_annoy(self, fn: str | os.PathLike[str]) -> bool:
         """Write an annoy 1.17.3 ``.ann`` file of this index (ids only; labels are not kept)."""
-
         write_ann(self, os.fspath(fn))
         return True
 

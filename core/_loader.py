@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ._errors import IndexFileError
-from ._fileformat import Mapped
+from ._fileformat import NARROWED, Mapped
 from ._forest import Forest
 from ._metrics import BY_NAME, Metric, words_for_bits
 
@@ -31,12 +31,9 @@ def _array(m: Mapped, name: str, dtype: str, shape: tuple[int, ...]) -> np.ndarr
     a = m.arrays.get(name)
     if a is None:
         raise IndexFileError(f"{m.path}: corrupted (array {name!r} missing)")
-    # version 2 may narrow index arrays to int32 and normals to float16 (see _fileformat)
     allowed = {dtype}
-    if m.version >= 2 and dtype == "<i8":
-        allowed.add("<i4")
-    if m.version >= 2 and name == "normals":
-        allowed.add("<f2")
+    if m.version >= 2 and name in NARROWED:  # written narrower where that loses nothing
+        allowed.add(NARROWED[name])
     if a.dtype.str not in allowed or a.shape != shape:
         raise IndexFileError(
             f"{m.path}: corrupted (array {name!r} is {a.dtype.str}{a.shape}, "

@@ -151,9 +151,9 @@ def collect_leaves(
             is_last = np.zeros(r_all.shape[1], bool)
             is_last[r_all.shape[1] - refs[-1].shape[1] :] = True
             width = r_all.shape[1]
-            r_all, p_all = r_all.ravel(), p_all.ravel()
-            cols = (o_qid, width, r_all, p_all)
-            leaf = _pick(ins & (r_all.reshape(-1, width) < 0), *cols)
+            is_split = r_all >= 0
+            cols = (o_qid, width, r_all.ravel(), p_all.ravel())
+            leaf = _pick(ins & ~is_split, *cols)
             if len(leaf[0]):
                 c_qid.append(leaf[0])
                 c_ref.append(-1 - leaf[1])
@@ -166,17 +166,17 @@ def collect_leaves(
                 a_qid.append(aq)
                 a_ref.append(ar)
                 a_pri.append(ap)
-            o_qid, o_ref, o_pri = _pick(ins & (r_all.reshape(-1, width) >= 0) & is_last, *cols)
+            o_qid, o_ref, o_pri = _pick(ins & is_split & is_last, *cols)
         a_qid, a_ref, a_pri = np.concatenate(a_qid), np.concatenate(a_ref), np.concatenate(a_pri)
         ok = opened > 0
         if ok.any():
             seen.append((count - before)[ok] / opened[ok])
-        if not (count < search_k)[a_qid].any():
+        is_short = count < search_k
+        sel = is_short[a_qid]
+        if not sel.any():
             break
         # lower tau of each short query to where the set-aside items cover its deficit; only
         # the short queries' set-aside nodes are sorted (the others keep their tau)
-        is_short = count < search_k
-        sel = is_short[a_qid]
         short = np.flatnonzero(is_short)
         row = np.cumsum(is_short) - 1  # query -> its row among the short ones
         _, (r_pri, r_size) = _rows(
