@@ -75,7 +75,11 @@ def parse_args(argv: list[str] | None = None) -> dict:
     p.add_argument("--aa-leaf-size", type=int, help="leaf_size for annoy-adapters")
     p.add_argument("--stop-recall", type=float, help="stop a sweep once this recall is reached")
     p.add_argument("--max-point-seconds", type=float, help="stop a sweep after a slower point")
-    p.add_argument("--per-call-queries", type=int, help="time per-call modes on this many")
+    p.add_argument(
+        "--per-call-queries",
+        type=int,
+        help="time per-call modes on this many queries, evenly spread",
+    )
     p.add_argument("--repeats", type=int, help="time each point this many times, keep the best")
     p.add_argument("--scale-sizes", type=_ints, help="synthetic series sizes; '' skips it")
     p.add_argument("--scale-queries", type=int)

@@ -30,6 +30,7 @@ from ._treespace import TreeSpace
 DEFAULT_SEED = 1234567890987654321 % (1 << 63)
 EXACT_MIN = 4096  # below this many items, every item is ranked directly (exact ties by id)
 QUERY_CHUNK = 256  # queries searched together: large enough to vectorize, small enough for cache
+FIRST_CUT_QUANTILE = 0.2  # first threshold: this quantile of earlier cuts (a little low: one pass)
 
 
 def default_leaf_size(f: int, metric: str) -> int:
@@ -352,14 +353,14 @@ class AnnoyIndex:
             seen = self._cuts.get(search_k)
             # a first threshold from the cuts of earlier queries, a little low so one pass
             # usually suffices; speed only: the result never depends on it
-            tau0 = None if seen is None else np.quantile(seen, 0.2) * scale
+            tau0 = None if seen is None else np.quantile(seen, FIRST_CUT_QUANTILE) * scale
             qid, leaf, share, cut = collect_leaves(forest, m, qt, search_k, self._share, tau0)
             self._share = float(np.exp(0.7 * np.log(self._share) + 0.3 * np.log(share)))
             ok = np.isfinite(cut) & (scale > 0)
             if ok.any():
                 recent = np.concatenate([seen if seen is not None else [], cut[ok] / scale[ok]])
                 self._cuts[search_k] = recent[-256:]
-            cand = candidates(forest, qid, leaf, len(q))
+            cand = candidates(forest, qid, leaf, len(q), self._n)
             if len(cand) and (cand.max(initial=-1) >= self._n):
                 raise IndexFileError(f"{self.path}: corrupted leaf items (id out of range)")
         ids, d = rank(m, q_stored, cand, self._store, self._sqnorm, k)

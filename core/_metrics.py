@@ -2,7 +2,7 @@
 
 Each metric answers four questions for the build and the search:
 the space the trees split (``tree_space``), the margin of a query against a split
-(``margins``), the priority a child inherits (``child_priority``) and the distance that ranks
+(``margins``), the priority a child inherits (``child_edges``) and the distance that ranks
 candidates (``rank``) and is returned (``returned``).
 """
 
@@ -145,14 +145,27 @@ class Metric:
             m = m + offsets
         return m
 
-    def child_priority(
-        self, parent: np.ndarray, margin: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Priorities of children 0 and 1 (annoy's pq_distance)."""
-        if self.is_hamming:
-            bit = margin > 0.5
-            return parent - bit, parent - ~bit
-        return np.minimum(parent, -margin), np.minimum(parent, margin)
+    def child_edges(self, margin: np.ndarray) -> np.ndarray:
+        """What children 0 and 1 of each split add to its priority (annoy's pq_distance).
+
+        ``margin`` is (n, w); the result is (n, 2w) with the two children of a split side by
+        side, so a block of a tree laid out breadth first stays in heap order.  A child's
+        priority is ``path_combine(parent priority, edge)``.  A NaN margin (a hostile plane, or
+        no split at that position) gives -inf: nothing below it is ever visited.
+        """
+        if self.is_hamming:  # margins are the split bit, 0 or 1: pay 1 for the other side
+            edges = np.stack([-margin, margin - 1], axis=-1)
+        else:
+            edges = np.stack([-margin, margin], axis=-1)
+        edges = edges.reshape(len(margin), -1)
+        edges[np.isnan(edges)] = -np.inf
+        return edges
+
+    @property
+    def path_combine(self) -> np.ufunc:
+        """How an edge folds into the parent's priority: annoy takes the minimum margin along
+        the path, and for hamming subtracts one per bit that goes the other way."""
+        return np.add if self.is_hamming else np.minimum
 
     @property
     def root_priority(self) -> float:

@@ -25,10 +25,13 @@ from ._metrics import Metric
 
 RANK_BUDGET = 1 << 22  # gathered candidate values per ranking block (16 MB of float32)
 SHARE = 0.1  # first guess of the share of a set-aside subtree's items a lower tau brings in
-BLOCK_DEPTH = 4  # levels expanded per step when few nodes are open
-SMALL = 512  # "few": below this many open nodes a step is overhead-bound
+SMALL = 512  # below this many open nodes a step is overhead-bound: expand a block of levels
+DEEP_WORK = 1 << 10  # block width aimed at: open nodes x 2**depth columns
+MAX_DEPTH = 5
 AIM = 1.25  # aim past the deficit: one more pass costs more than a few extra leaves
 NEG = np.float32(-np.inf)
+LOWEST = np.finfo(np.float32).min
+Flat = tuple[np.ndarray, np.ndarray, np.ndarray]  # (query ids, node refs, priorities)
 
 
 def _sizes(forest: Forest, refs: np.ndarray) -> np.ndarray:
@@ -74,6 +77,72 @@ def _rows(qid: np.ndarray, b: int, *cols: np.ndarray) -> tuple[np.ndarray, list[
     return mask, out
 
 
+def _block_depth(n_open: int) -> int:
+    """Levels per step: deep blocks while few nodes are open (each step costs a fixed few
+    dozen NumPy calls), one level at a time once the arrays are large enough to amortise them."""
+    if n_open >= SMALL:
+        return 1
+    return int(np.clip(np.log2(DEEP_WORK / n_open), 1, MAX_DEPTH))
+
+
+def _expand_block(
+    forest: Forest,
+    kids: np.ndarray,
+    metric: Metric,
+    q: np.ndarray,
+    tau: np.ndarray,
+    o_qid: np.ndarray,
+    o_ref: np.ndarray,
+    o_pri: np.ndarray,
+) -> tuple[Flat, Flat, Flat]:
+    """Expand a block of levels below each open node: (leaves kept, nodes set aside, open).
+
+    Each open node's block is laid out as a complete binary tree in heap order (children of
+    column ``c`` at ``2c + 1`` and ``2c + 2``), whatever the real tree's shape: columns below
+    a leaf get priority -inf and drop out.  A node is *inside* when its priority is at least
+    its query's ``tau``; priorities only fall going down, so every ancestor of an inside node
+    is inside too.  A node whose parent is inside but which is not, is set aside.
+    """
+    n = len(o_ref)
+    depth = _block_depth(n)
+    refs = [o_ref[:, None]]
+    for _ in range(depth):  # heap order, level by level; below a leaf: harmless garbage
+        refs.append(np.take(kids, np.maximum(refs[-1], 0), axis=0).reshape(n, -1))
+    splits = np.concatenate(refs[:depth], axis=1)
+    width = splits.shape[1]
+    at = np.flatnonzero(splits >= 0)
+    nodes = np.take(splits, at)
+    m = np.full(splits.shape, np.nan, np.float32)
+    m.flat[at] = metric.margins(
+        np.take(q, np.take(o_qid, at // width), axis=0),
+        np.take(forest.normals, nodes, axis=0),
+        np.take(forest.offsets, nodes),
+    )
+    edges = metric.child_edges(m)
+    combine = metric.path_combine
+    pri, parent = [o_pri[:, None]], [np.full((n, 1), np.inf, np.float32)]
+    lo = 0
+    for _ in range(depth):
+        up = np.repeat(pri[-1], 2, axis=1)
+        parent.append(up)
+        pri.append(combine(up, edges[:, lo : lo + up.shape[1]]))
+        lo += up.shape[1]
+    r_all = np.concatenate(refs, axis=1)
+    p_all = np.concatenate(pri, axis=1)
+    # never below the lowest float, so -inf (below a leaf, NaN planes) is never inside
+    tq = np.maximum(np.take(tau, o_qid), LOWEST)[:, None]
+    inside = p_all >= tq
+    aside = (np.concatenate(parent, axis=1) >= tq) & ~inside & (p_all > NEG)
+    width = r_all.shape[1]
+    cols = (o_qid, width, r_all.ravel(), p_all.ravel())
+    last = width - refs[-1].shape[1]
+    wl = width - last
+    kept = _pick(inside & (r_all < 0), *cols)
+    held = _pick(aside, *cols)
+    deeper = _pick(inside[:, last:] & (refs[-1] >= 0), o_qid, wl, refs[-1].ravel(), pri[-1].ravel())
+    return kept, held, deeper
+
+
 def collect_leaves(
     forest: Forest,
     metric: Metric,
@@ -110,50 +179,9 @@ def collect_leaves(
     kids = forest.children if forest.n_splits else np.full((1, 2), -1, np.int64)
     while True:
         while len(o_ref):  # a block of levels below every open node of every query
-            # few open nodes: per-call overhead dominates, so take several levels per step
-            depth = BLOCK_DEPTH if len(o_ref) < SMALL else 1
-            refs, pri = [o_ref[:, None]], [o_pri[:, None]]
-            for _ in range(depth):
-                r = refs[-1]
-                refs.append(kids[np.where(r >= 0, r, 0)].reshape(len(r), -1))
-            splits = np.concatenate(refs[:depth], axis=1)
-            width = splits.shape[1]
-            sq = np.repeat(o_qid, width)
-            flat = splits.ravel()
-            valid = flat >= 0
-            m = np.zeros(len(flat), np.float32)
-            m[valid] = metric.margins(
-                np.take(q, sq[valid], axis=0),
-                np.take(forest.normals, flat[valid], axis=0),
-                forest.offsets[flat[valid]],
+            leaf, aside, (o_qid, o_ref, o_pri) = _expand_block(
+                forest, kids, metric, q, tau, o_qid, o_ref, o_pri
             )
-            m = m.reshape(len(o_ref), width)
-            # priorities and "still inside tau" masks level by level, then one pass over all
-            # levels of the block: few array operations per level, whatever the batch size
-            tq = tau[o_qid][:, None]
-            reach = [np.ones((len(o_ref), 1), bool)]  # parent expanded (or an open node)
-            inside = [reach[0]]  # ... and priority at least tau: expanded or collected
-            col = 0
-            for j in range(depth):
-                r = refs[j]
-                mj = m[:, col : col + r.shape[1]]
-                col += r.shape[1]
-                p0, p1 = metric.child_priority(pri[j], mj)
-                cp = np.stack([p0, p1], axis=-1).reshape(len(r), -1).astype(np.float32)
-                cp[np.isnan(cp)] = NEG  # NaN planes (a hostile file) never reopen
-                pri.append(cp)
-                reach.append(np.repeat(inside[j] & (r >= 0), 2, axis=1))
-                inside.append(reach[-1] & (cp >= tq))
-            r_all = np.concatenate(refs, axis=1)
-            p_all = np.concatenate(pri, axis=1)
-            ins = np.concatenate(inside, axis=1)
-            aside = np.concatenate(reach, axis=1) & ~ins
-            is_last = np.zeros(r_all.shape[1], bool)
-            is_last[r_all.shape[1] - refs[-1].shape[1] :] = True
-            width = r_all.shape[1]
-            is_split = r_all >= 0
-            cols = (o_qid, width, r_all.ravel(), p_all.ravel())
-            leaf = _pick(ins & ~is_split, *cols)
             if len(leaf[0]):
                 c_qid.append(leaf[0])
                 c_ref.append(-1 - leaf[1])
@@ -161,12 +189,10 @@ def collect_leaves(
                 count += np.bincount(leaf[0], weights=_sizes(forest, leaf[1]), minlength=b).astype(
                     np.int64
                 )
-            aq, ar, ap = _pick(aside, *cols)
-            if len(aq):
-                a_qid.append(aq)
-                a_ref.append(ar)
-                a_pri.append(ap)
-            o_qid, o_ref, o_pri = _pick(ins & is_split & is_last, *cols)
+            if len(aside[0]):
+                a_qid.append(aside[0])
+                a_ref.append(aside[1])
+                a_pri.append(aside[2])
         a_qid, a_ref, a_pri = np.concatenate(a_qid), np.concatenate(a_ref), np.concatenate(a_pri)
         ok = opened > 0
         if ok.any():
@@ -219,8 +245,13 @@ def collect_leaves(
     return rows, r_leaf[keep], float(np.clip(observed, 1e-4, 1.0)), cut
 
 
-def candidates(forest: Forest, qid: np.ndarray, leaf: np.ndarray, b: int) -> np.ndarray:
-    """Unique item ids of each query's kept leaves, padded with -1: (b, M)."""
+def candidates(
+    forest: Forest, qid: np.ndarray, leaf: np.ndarray, b: int, n_items: int
+) -> np.ndarray:
+    """Unique item ids of each query's kept leaves, padded with -1: (b, M).
+
+    Ids below ``n_items``; int32 when they fit (row sorts of int32 run ~3x faster).
+    """
     start, size = forest.leaf_ptr[leaf], forest.leaf_ptr[leaf + 1] - forest.leaf_ptr[leaf]
     total = int(size.sum())
     row_of = np.repeat(qid, size)
@@ -229,7 +260,7 @@ def candidates(forest: Forest, qid: np.ndarray, leaf: np.ndarray, b: int) -> np.
     per_row = np.bincount(qid, weights=size, minlength=b).astype(np.int64)
     width = max(int(per_row.max(initial=0)), 1)
     pos = np.arange(total) - np.repeat(np.cumsum(per_row) - per_row, per_row)
-    out = np.full((b, width), -1, np.int64)
+    out = np.full((b, width), -1, np.int32 if n_items < 2**31 else np.int64)
     out[row_of, pos] = items
     out.sort(axis=1)
     dup = np.zeros_like(out, dtype=bool)
@@ -257,7 +288,7 @@ def rank(
         qf = q_stored.astype(np.float32)
         qn = np.einsum("ij,ij->i", qf, qf)
     for lo in range(0, b, step):
-        c = cand[lo : lo + step]
+        c = cand[lo : lo + step].astype(np.int64)  # int32 would wrap the tie-break key
         valid = c >= 0
         cc = np.where(valid, c, 0)
         g = np.take(vectors, cc, axis=0)  # np.take gathers rows ~3x faster than v[idx]
