@@ -59,7 +59,7 @@ class AnnoyAdaptersSystem(System):
         self, model: Any, Q: np.ndarray, k: int, mode: str, knob: Any, threads: int
     ) -> np.ndarray:
         if mode == BATCH:
-            ids, _ = model.query(Q, k, search_k=int(knob))
+            ids, _ = model.query(Q, k, search_k=int(knob), n_jobs=threads)
             return pad_ids(ids, k)
         # NumPy rows: what the gensim indexer passes to get_nns_by_vector.
         return per_call(lambda q: model.get_nns_by_vector(q, k, int(knob)), Q, k, threads)
