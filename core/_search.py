@@ -6,9 +6,11 @@ going down a tree, so that set is "the leaves of highest priority whose sizes fi
 ``search_k``" (ties broken here by leaf id).  We compute the same set for a batch of queries at
 once, with flat (query, node) arrays and no heap:
 
-1. Descend all trees level by level, expanding every node whose priority is at least the query's
-   threshold ``tau`` (one gather and one einsum per level for the whole batch).  Children below
-   ``tau`` are set aside.  The first threshold is 0: the greedy paths.
+1. Descend all trees, expanding every node whose priority is at least the query's threshold
+   ``tau`` (one gather and one einsum per step for the whole batch).  Children below ``tau`` are
+   set aside.  The first threshold is 0: the greedy paths.  A step covers one level when many
+   nodes are open (a large batch), and a block of several levels below each open node when few
+   are (single queries), where each step's fixed cost of a few dozen NumPy calls dominates.
 2. A query whose collected leaves hold at least ``search_k`` items is done: every leaf of
    priority >= tau has been seen, so the best ``search_k`` are among them.  Otherwise lower its
    ``tau`` to cover the deficit, estimated from the set-aside nodes' item counts, and resume
