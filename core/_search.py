@@ -110,13 +110,12 @@ def _expand_block(
     refs = [o_ref[:, None]]
     for _ in range(depth):  # heap order, level by level; below a leaf: harmless garbage
         refs.append(np.take(kids, np.maximum(refs[-1], 0), axis=0).reshape(n, -1))
-    splits = np.concatenate(refs[:depth], axis=1)
-    width = splits.shape[1]
+    splits = np.concatenate(refs[:depth], axis=1)  # every level but the last
     at = np.flatnonzero(splits >= 0)
     nodes = np.take(splits, at)
-    m = np.full(splits.shape, np.nan, np.float32)
+    m = np.full(splits.shape, np.nan, np.float32)  # NaN: no split here, children drop out
     m.flat[at] = metric.margins(
-        np.take(q, np.take(o_qid, at // width), axis=0),
+        np.take(q, np.take(o_qid, at // splits.shape[1]), axis=0),
         np.take(forest.normals, nodes, axis=0),
         np.take(forest.offsets, nodes),
     )
@@ -135,13 +134,13 @@ def _expand_block(
     tq = np.maximum(np.take(tau, o_qid), LOWEST)[:, None]
     inside = p_all >= tq
     aside = (np.concatenate(parent, axis=1) >= tq) & ~inside & (p_all > NEG)
-    width = r_all.shape[1]
-    cols = (o_qid, width, r_all.ravel(), p_all.ravel())
-    last = width - refs[-1].shape[1]
-    wl = width - last
+    cols = (o_qid, r_all.shape[1], r_all.ravel(), p_all.ravel())
     kept = _pick(inside & (r_all < 0), *cols)
     held = _pick(aside, *cols)
-    deeper = _pick(inside[:, last:] & (refs[-1] >= 0), o_qid, wl, refs[-1].ravel(), pri[-1].ravel())
+    bottom = refs[-1].shape[1]  # splits inside on the block's last level open the next step
+    deeper = _pick(
+        inside[:, -bottom:] & (refs[-1] >= 0), o_qid, bottom, refs[-1].ravel(), pri[-1].ravel()
+    )
     return kept, held, deeper
 
 
