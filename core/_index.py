@@ -156,7 +156,7 @@ class AnnoyIndex:
                 f"cannot {what}: the index is not built; call build() or load() first"
             )
         if self._unchecked:
-            check_forest(str(self.path), self._forest, self._metric, self.f)
+            check_forest(str(self.path), self._forest, self._metric, self.f, self._n)
             self._unchecked = False
         return self._forest
 
@@ -361,8 +361,6 @@ class AnnoyIndex:
                 recent = np.concatenate([seen if seen is not None else [], cut[ok] / scale[ok]])
                 self._cuts[search_k] = recent[-256:]
             cand = candidates(forest, qid, leaf, len(q), self._n)
-            if len(cand) and (cand.max(initial=-1) >= self._n):
-                raise IndexFileError(f"{self.path}: corrupted leaf items (id out of range)")
         ids, d = rank(m, q_stored, cand, self._store, self._sqnorm, k)
         return ids, m.returned(d)
 

@@ -1,8 +1,9 @@
 """Turn an open native file into index state, checking every field, shape and tree pointer.
 
 Loading is O(1) in the forest's size: the header, the array table and the item flags.  The tree
-pointers (O(nodes)) are checked by :func:`check_forest` once, before the forest's first use, so
-a query never follows a pointer out of bounds; the vectors and leaf items are not read here.
+pointers and leaf items (O(nodes + leaf items)) are checked by :func:`check_forest` once, before
+the forest's first use, so a query never follows a pointer or gathers a row out of bounds; the
+vectors are not read here.
 """
 
 from __future__ import annotations
@@ -42,12 +43,15 @@ def _array(m: Mapped, name: str, dtype: str, shape: tuple[int, ...]) -> np.ndarr
     return a
 
 
-def check_forest(path: str, forest: Forest, metric: Metric, f: int) -> None:
-    """Pointers in range, children after parents (no cycles), leaf ranges inside leaf_items."""
+def check_forest(path: str, forest: Forest, metric: Metric, f: int, n_items: int) -> None:
+    """Pointers in range, children after parents (no cycles), leaf ranges inside leaf_items,
+    leaf items inside 0..n_items-1 (so a search may hold them in int32 and gather rows)."""
     leaf_ptr, children, n_splits = forest.leaf_ptr, forest.children, forest.n_splits
-    n_leaves = forest.n_leaves
-    if leaf_ptr[0] != 0 or leaf_ptr[-1] != len(forest.leaf_items) or (np.diff(leaf_ptr) < 0).any():
+    n_leaves, items = forest.n_leaves, forest.leaf_items
+    if leaf_ptr[0] != 0 or leaf_ptr[-1] != len(items) or (np.diff(leaf_ptr) < 0).any():
         raise IndexFileError(f"{path}: corrupted (leaf ranges out of bounds)")
+    if items.size and (items.min() < 0 or items.max() >= n_items):
+        raise IndexFileError(f"{path}: corrupted leaf items (id out of range)")
     for refs in (children, forest.roots):
         if refs.size and ((refs < -n_leaves).any() or (refs >= n_splits).any()):
             raise IndexFileError(f"{path}: corrupted (node pointer out of range)")

@@ -41,8 +41,7 @@ def _sizes(forest: Forest, refs: np.ndarray) -> np.ndarray:
     out = np.empty(len(refs), np.int64)
     leaf = refs < 0
     out[~leaf] = forest.counts[refs[~leaf]]
-    lf = -1 - refs[leaf]
-    out[leaf] = forest.leaf_ptr[lf + 1] - forest.leaf_ptr[lf]
+    out[leaf] = forest.leaf_sizes(-1 - refs[leaf])
     return out
 
 
@@ -237,7 +236,7 @@ def collect_leaves(
     order = np.lexsort((np.where(mask, r_leaf, np.iinfo(np.int64).max), -r_pri), axis=1)
     r_leaf = np.take_along_axis(r_leaf, order, axis=1)
     mask = np.take_along_axis(mask, order, axis=1)
-    size = np.where(mask, forest.leaf_ptr[r_leaf + 1] - forest.leaf_ptr[r_leaf], 0)
+    size = np.where(mask, forest.leaf_sizes(r_leaf), 0)
     keep = mask & (np.cumsum(size, axis=1) - size < search_k)
     rows = np.nonzero(keep)[0]
     observed = float(np.median(np.concatenate(seen))) if seen else share0
@@ -251,9 +250,10 @@ def candidates(
 ) -> np.ndarray:
     """Unique item ids of each query's kept leaves, padded with -1: (b, M).
 
-    Ids below ``n_items``; int32 when they fit (row sorts of int32 run ~3x faster).
+    Ids below ``n_items`` (``check_forest`` saw to it for loaded files); int32 when they fit
+    (row sorts of int32 run ~3x faster).
     """
-    start, size = forest.leaf_ptr[leaf], forest.leaf_ptr[leaf + 1] - forest.leaf_ptr[leaf]
+    start, size = forest.leaf_ptr[leaf], forest.leaf_sizes(leaf)
     total = int(size.sum())
     row_of = np.repeat(qid, size)
     offs = np.repeat(start - (np.cumsum(size) - size), size)

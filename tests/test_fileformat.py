@@ -318,6 +318,7 @@ def _patch_array(path: Path, name: str, values: np.ndarray, at: int = 0) -> None
         ("children", np.array([0, 0]), "back up"),  # a cycle: split 0 is its own child
         ("roots", np.array([-(2**30)]), "out of range"),
         ("leaf_ptr", np.array([5]), "leaf ranges"),
+        ("leaf_items", np.array([10**9]), "leaf items"),
         ("present", np.array([7]), "present"),
     ],
 )
