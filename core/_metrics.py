@@ -14,6 +14,18 @@ import numpy as np
 
 METRICS = ("angular", "euclidean", "manhattan", "dot", "hamming")
 
+# every float16 bit pattern's float32 value: a lookup widens the stored normals ~2x faster
+# than ``astype`` (no SIMD half-float conversion in NumPy here), bit for bit the same
+_HALF_TO_SINGLE = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(np.float16)
+_HALF_TO_SINGLE = _HALF_TO_SINGLE.astype(np.float32)
+
+
+def as_single(a: np.ndarray) -> np.ndarray:
+    """``a`` as float32; float16 (the stored normals) through a lookup table."""
+    if a.dtype == np.float16:
+        return np.take(_HALF_TO_SINGLE, a.view(np.uint16))
+    return a.astype(np.float32, copy=False)
+
 
 def words_for_bits(f: int) -> int:
     """Number of uint64 words that hold ``f`` bits."""
@@ -139,8 +151,8 @@ class Metric:
             bits = np.take_along_axis(x, np.where(inside, dims, 0)[..., None], axis=-1)[..., 0]
             return np.where(inside, bits, 0).astype(np.float32)
         d = x.shape[-1]
-        w = normals[..., :d].astype(np.float32, copy=False)  # stored as float16: einsum's mixed
-        m = np.einsum("...i,...i->...", x, w, dtype=np.float32)  # types take a slow loop
+        w = as_single(normals[..., :d])  # stored as float16: einsum's mixed types take a slow
+        m = np.einsum("...i,...i->...", x, w, dtype=np.float32)  # loop
         if self.has_offset or self.name == "dot":
             m = m + offsets
         return m
@@ -153,13 +165,14 @@ class Metric:
         priority is ``path_combine(parent priority, edge)``.  A NaN margin (a hostile plane, or
         no split at that position) gives -inf: nothing below it is ever visited.
         """
+        edges = np.empty((*margin.shape, 2), np.float32)
+        np.negative(margin, out=edges[..., 0])
         if self.is_hamming:  # margins are the split bit, 0 or 1: pay 1 for the other side
-            edges = np.stack([-margin, margin - 1], axis=-1)
+            np.subtract(margin, 1, out=edges[..., 1])
         else:
-            edges = np.stack([-margin, margin], axis=-1)
-        edges = edges.reshape(len(margin), -1)
-        edges[np.isnan(edges)] = -np.inf
-        return edges
+            edges[..., 1] = margin
+        np.fmax(edges, -np.inf, out=edges)  # fmax picks the number over NaN: NaN -> -inf
+        return edges.reshape(len(margin), -1)
 
     @property
     def path_combine(self) -> np.ufunc:

@@ -20,6 +20,8 @@ once, with flat (query, node) arrays and no heap:
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ._forest import Forest
@@ -83,7 +85,7 @@ def _block_depth(n_open: int) -> int:
     dozen NumPy calls), one level at a time once the arrays are large enough to amortise them."""
     if n_open >= SMALL:
         return 1
-    return int(np.clip(np.log2(DEEP_WORK / n_open), 1, MAX_DEPTH))
+    return min(max(int(math.log2(DEEP_WORK / n_open)), 1), MAX_DEPTH)  # scalar: no NumPy
 
 
 def _expand_block(
@@ -186,9 +188,8 @@ def collect_leaves(
                 c_qid.append(leaf[0])
                 c_ref.append(-1 - leaf[1])
                 c_pri.append(leaf[2])
-                count += np.bincount(leaf[0], weights=_sizes(forest, leaf[1]), minlength=b).astype(
-                    np.int64
-                )
+                size = forest.leaf_sizes(-1 - leaf[1])
+                count += np.bincount(leaf[0], weights=size, minlength=b).astype(np.int64)
             if len(aside[0]):
                 a_qid.append(aside[0])
                 a_ref.append(aside[1])
