@@ -152,6 +152,23 @@ def test_deterministic_bytes_whatever_n_jobs(tmp_path, metric: str) -> None:
     assert (tmp_path / "other.idx").read_bytes() != paths[0].read_bytes()
 
 
+@pytest.mark.parametrize("metric", ["angular", "dot"])
+def test_same_bytes_with_and_without_the_unit_row_cache(tmp_path, monkeypatch, metric) -> None:
+    import annoy_adapters.core._treespace as treespace
+
+    x = data_for(metric, 3000, 8)
+    x[:20] = 0  # zero rows: unit rows are 0 both ways
+    blobs = []
+    for budget in (treespace.UNIT_CACHE_BYTES, 0):  # cached, then computed at every level
+        monkeypatch.setattr(treespace, "UNIT_CACHE_BYTES", budget)
+        index = AnnoyIndex(8, metric, seed=7)
+        index.add_items(x)
+        index.build(6)
+        index.save(tmp_path / f"{budget}.idx")
+        blobs.append((tmp_path / f"{budget}.idx").read_bytes())
+    assert blobs[0] == blobs[1]
+
+
 def test_n_trees_minus_one_adds_trees_until_twice_the_items() -> None:
     index = AnnoyIndex(8, "angular", leaf_size=16)
     index.add_items(data_for("angular", 2000, 8))
