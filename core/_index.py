@@ -353,7 +353,11 @@ class AnnoyIndex:
             seen = self._cuts.get(search_k)
             # a first threshold from the cuts of earlier queries, a little low so one pass
             # usually suffices; speed only: the result never depends on it
-            tau0 = None if seen is None else np.quantile(seen, FIRST_CUT_QUANTILE) * scale
+            if seen is None:
+                tau0 = None
+            else:  # np.partition: np.quantile's overhead is ~5% of a one-query call
+                at = int(FIRST_CUT_QUANTILE * (len(seen) - 1))
+                tau0 = np.partition(seen, at)[at] * scale
             qid, leaf, share, cut = collect_leaves(forest, m, qt, search_k, self._share, tau0)
             self._share = float(np.exp(0.7 * np.log(self._share) + 0.3 * np.log(share)))
             ok = np.isfinite(cut) & (scale > 0)

@@ -23,7 +23,7 @@ _HALF_TO_SINGLE = _HALF_TO_SINGLE.astype(np.float32)
 def as_single(a: np.ndarray) -> np.ndarray:
     """``a`` as float32; float16 (the stored normals) through a lookup table."""
     if a.dtype == np.float16:
-        return np.take(_HALF_TO_SINGLE, a.view(np.uint16))
+        return _HALF_TO_SINGLE.take(a.view(np.uint16))
     return a.astype(np.float32, copy=False)
 
 

@@ -55,7 +55,7 @@ def _pick(
     One nonzero and three gathers: cheaper than a boolean mask per array.
     """
     at = np.flatnonzero(mask)
-    return np.take(qid, at // width), np.take(refs, at), np.take(pri, at)
+    return qid.take(at // width), refs.take(at), pri.take(at)
 
 
 def _rows(qid: np.ndarray, b: int, *cols: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -110,29 +110,29 @@ def _expand_block(
     depth = _block_depth(n)
     refs = [o_ref[:, None]]
     for _ in range(depth):  # heap order, level by level; below a leaf: harmless garbage
-        refs.append(np.take(kids, np.maximum(refs[-1], 0), axis=0).reshape(n, -1))
+        refs.append(kids.take(np.maximum(refs[-1], 0), axis=0).reshape(n, -1))
     splits = np.concatenate(refs[:depth], axis=1)  # every level but the last
     at = np.flatnonzero(splits >= 0)
-    nodes = np.take(splits, at)
+    nodes = splits.take(at)
     m = np.full(splits.shape, np.nan, np.float32)  # NaN: no split here, children drop out
     m.flat[at] = metric.margins(
-        np.take(q, np.take(o_qid, at // splits.shape[1]), axis=0),
-        np.take(forest.normals, nodes, axis=0),
-        np.take(forest.offsets, nodes),
+        q.take(o_qid.take(at // splits.shape[1]), axis=0),
+        forest.normals.take(nodes, axis=0),
+        forest.offsets.take(nodes),
     )
     edges = metric.child_edges(m)
     combine = metric.path_combine
     pri, parent = [o_pri[:, None]], [np.full((n, 1), np.inf, np.float32)]
     lo = 0
     for _ in range(depth):
-        up = np.repeat(pri[-1], 2, axis=1)
+        up = pri[-1].repeat(2, axis=1)
         parent.append(up)
         pri.append(combine(up, edges[:, lo : lo + up.shape[1]]))
         lo += up.shape[1]
     r_all = np.concatenate(refs, axis=1)
     p_all = np.concatenate(pri, axis=1)
     # never below the lowest float, so -inf (below a leaf, NaN planes) is never inside
-    tq = np.maximum(np.take(tau, o_qid), LOWEST)[:, None]
+    tq = np.maximum(tau.take(o_qid), LOWEST)[:, None]
     inside = p_all >= tq
     aside = (np.concatenate(parent, axis=1) >= tq) & ~inside & (p_all > NEG)
     cols = (o_qid, r_all.shape[1], r_all.ravel(), p_all.ravel())
@@ -293,7 +293,7 @@ def rank(
         c = cand[lo : lo + step].astype(np.int64)  # int32 would wrap the tie-break key
         valid = c >= 0
         cc = np.where(valid, c, 0)
-        g = np.take(vectors, cc, axis=0)  # np.take gathers rows ~3x faster than v[idx]
+        g = vectors.take(cc, axis=0)  # take gathers rows ~3x faster than v[idx]
         cn = sqnorm[cc] if sqnorm is not None else None
         d = metric.rank(q_stored[lo : lo + step], g, None if qn is None else qn[lo : lo + step], cn)
         d = np.where(valid, d, np.inf).astype(np.float32)
@@ -313,7 +313,7 @@ def rank(
             ok = ids >= 0
             exact = metric.exact(
                 q_stored[lo : lo + step].astype(np.float32),
-                np.take(vectors, np.where(ok, ids, 0), axis=0),
+                vectors.take(np.where(ok, ids, 0), axis=0),
             )
             dd = np.where(ok, exact, np.inf).astype(np.float32)
         order = np.lexsort((np.where(ids >= 0, ids, np.iinfo(np.int64).max), dd), axis=1)
