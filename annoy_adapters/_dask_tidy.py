@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from annoy_adapters._cache import open_index
 
 #: record dtype of one (neighbour id, distance) pair in the array API

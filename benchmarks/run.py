@@ -190,6 +190,7 @@ def glove_jobs(cfg: dict, system_name: str, metric: str, threads: int, ddir: Pat
             "repeats": cfg["repeats"],
             "per_call_queries": cfg["per_call_queries"],
             "sweeps": {m: system.sweep(cfg, variant, m) for m in system.modes},
+            "finals": {m: system.finals(cfg, variant, m) for m in system.modes},
         }
         tag = f"{system_name}-{metric}-t{threads}-{_variant_tag(variant)}"
         _log(f"{tag}: start")

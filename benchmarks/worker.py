@@ -38,14 +38,45 @@ def _peak_rss_mb() -> float:
     return _status_mb("VmHWM")
 
 
-def _sweep(spec: dict, system, model, train, queries, gt_dist) -> tuple[list, list]:
-    import time
+def _point(spec: dict, system, model, data: tuple, mode: str, knob, skipped: list) -> dict | None:
+    """Time one knob value on all queries; None (and a ``skipped`` entry) if too slow.
 
-    import numpy as np
+    ``data`` is (train, queries, queries as the system takes them, ground-truth distances).
+    """
+    import time
 
     from benchmarks.recall import recall_at_k
 
+    train, Q, prepared, gt = data
     k, threads = spec["k"], spec["threads"]
+    # Probe a prefix first: a point projected to take far longer than the
+    # limit is skipped instead of running for hours.
+    n_probe = max(1, min(200, len(Q) // 20))
+    t0 = time.perf_counter()
+    system.query(model, prepared[:n_probe], k, mode, knob, threads)
+    projected = (time.perf_counter() - t0) * len(Q) / n_probe
+    if projected > 2 * spec["max_point_seconds"]:
+        skipped.append({"mode": mode, "value": knob, "projected_s": projected})
+        return None
+    best = float("inf")
+    for _ in range(spec.get("repeats", 1)):
+        t0 = time.perf_counter()
+        ids = system.query(model, prepared, k, mode, knob, threads)
+        best = min(best, time.perf_counter() - t0)
+    return {
+        "mode": mode,
+        "knob": system.knob,
+        "value": knob,
+        "recall": recall_at_k(train, Q, ids, gt, k, spec["metric"]),
+        "seconds": best,
+        "qps": len(Q) / best,
+        "n_queries": len(Q),
+    }
+
+
+def _sweep(spec: dict, system, model, train, queries, gt_dist) -> tuple[list, list]:
+    import numpy as np
+
     points, skipped = [], []
     for mode, knobs in spec["sweeps"].items():
         Q, gt = queries, gt_dist
@@ -57,37 +88,24 @@ def _sweep(spec: dict, system, model, train, queries, gt_dist) -> tuple[list, li
             pick = np.linspace(0, len(queries) - 1, limit).round().astype(np.int64)
             Q, gt = queries[pick], gt_dist[pick]
         prepared = system.prepare_queries(Q, mode)
+        data = (train, Q, prepared, gt)
         # Untimed warm-up: first-call costs (lazy init, page faults, JIT).
-        system.query(model, prepared[:50], k, mode, knobs[0], threads)
-        n_probe = max(1, min(200, len(Q) // 20))
+        system.query(model, prepared[:50], spec["k"], mode, knobs[0], spec["threads"])
         for knob in knobs:
-            # Probe a prefix first: a point projected to take far longer than the
-            # limit is skipped (and ends the sweep) instead of running for hours.
-            t0 = time.perf_counter()
-            system.query(model, prepared[:n_probe], k, mode, knob, threads)
-            projected = (time.perf_counter() - t0) * len(Q) / n_probe
-            if projected > 2 * spec["max_point_seconds"]:
-                skipped.append({"mode": mode, "value": knob, "projected_s": projected})
+            point = _point(spec, system, model, data, mode, knob, skipped)
+            if point is None:
                 break
-            best = float("inf")
-            for _ in range(spec.get("repeats", 1)):
-                t0 = time.perf_counter()
-                ids = system.query(model, prepared, k, mode, knob, threads)
-                best = min(best, time.perf_counter() - t0)
-            recall = recall_at_k(train, Q, ids, gt, k, spec["metric"])
-            points.append(
-                {
-                    "mode": mode,
-                    "knob": system.knob,
-                    "value": knob,
-                    "recall": recall,
-                    "seconds": best,
-                    "qps": len(Q) / best,
-                    "n_queries": len(Q),
-                }
-            )
-            if recall >= spec["stop_recall"] or best > spec["max_point_seconds"]:
+            points.append(point)
+            if (
+                point["recall"] >= spec["stop_recall"]
+                or point["seconds"] > spec["max_point_seconds"]
+            ):
                 break  # larger knobs only cost more
+        # Knobs outside the sweep's order (an exact mode): measured whatever stopped it.
+        for knob in spec.get("finals", {}).get(mode, []):
+            point = _point(spec, system, model, data, mode, knob, skipped)
+            if point is not None:
+                points.append(point)
     return points, skipped
 
 

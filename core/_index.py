@@ -20,11 +20,12 @@ from . import _validate as check
 from ._annoy_format import layout, read_ann, write_ann
 from ._build import build_trees
 from ._errors import IndexFileError
+from ._exact import exact_candidates
 from ._forest import Forest
 from ._loader import check_forest, unpack
 from ._metrics import Metric, get_metric
 from ._search import SHARE as SEARCH_SHARE
-from ._search import candidates, collect_leaves, exact_candidates, rank
+from ._search import candidates, collect_leaves, rank
 from ._treespace import TreeSpace
 
 DEFAULT_SEED = 1234567890987654321 % (1 << 63)

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from annoy_adapters import AnnoyIndex, IndexFileError, load
 from annoy_adapters.core import _annoy_format as annoy_format
 from annoy_adapters.core._annoy_format import layout
 from annoy_adapters.core._atomic import umask
-
-from annoy_adapters import AnnoyIndex, IndexFileError, load
 
 DATA = Path(__file__).parent / "data"
 GOLDEN = json.loads((DATA / "annoy_golden.json").read_text())

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from annoy_adapters.core import _fileformat as ff
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from annoy_adapters import AnnoyIndex, IndexFileError, load
+from annoy_adapters.core import _fileformat as ff
 
 DATA = Path(__file__).parent / "data"
 HANG_SECONDS = 10

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from annoy_adapters import AnnoyIndex, IndexFileError, load
 from annoy_adapters.core import _fileformat as ff
 from annoy_adapters.core import file_info
 from annoy_adapters.core._atomic import umask
-
-from annoy_adapters import AnnoyIndex, IndexFileError, load
 
 DATA = Path(__file__).parent / "data"
 GOLDEN = json.loads((DATA / "native_golden.json").read_text())

@@ -56,6 +56,10 @@ class System:
         """Knob values for ``mode``, cheapest (lowest recall) first."""
         return [None]
 
+    def finals(self, cfg: dict, variant: dict, mode: str) -> list[Any]:
+        """Knob values measured after the sweep even when it stopped early (e.g. exact mode)."""
+        return []
+
     def label(self, variant: dict, mode: str) -> str:
         """Human-readable series name."""
         return self.name if mode == BATCH else f"{self.name} ({mode})"

@@ -25,6 +25,10 @@ class AnnoyAdaptersSystem(System):
     def sweep(self, cfg: dict, variant: dict, mode: str) -> list[Any]:
         return list(cfg["search_k"])
 
+    def finals(self, cfg: dict, variant: dict, mode: str) -> list[Any]:
+        # search_k covering every item of every tree: the index's exact (BLAS) mode
+        return [cfg["n_index"] * variant["n_trees"]] if mode == BATCH else []
+
     def label(self, variant: dict, mode: str) -> str:
         how = "batch query" if mode == BATCH else "get_nns_by_vector"
         return f"annoy-adapters {how} {variant['n_trees']} trees"
