@@ -15,7 +15,7 @@ import numpy as np
 from ._metrics import Metric
 
 BLOCK = 1 << 13  # items per product: 256 queries x 8,192 float32 scores = 8 MB
-SAMPLE = 1 << 13  # evenly spread items scored first, for a starting threshold
+SAMPLE = 1 << 13  # evenly spread items scored first, for a starting threshold (at least 2 kk)
 SLACK = 8  # kept beyond k: rank() re-measures with its own rounding, as for tree candidates
 # A float32 product of length f rounds by at most ~f * eps * |q| |x|; the margin is many times
 # twice that, so an item dropped below (kk-th best - margin) is exactly behind kk others.
@@ -94,7 +94,7 @@ def exact_candidates(
     score = _Scorer(metric, q_stored.astype(np.float32), sqnorm)
     if n <= kk:
         return np.broadcast_to(ids, (b, n))
-    stride = max(1, n // SAMPLE)
+    stride = max(1, n // max(SAMPLE, 2 * kk))  # a large k needs a larger sample
     sample = ids[::stride]
     s = score(vectors[sample], sample, np.empty((b, len(sample)), np.float32))
     if len(sample) > kk:

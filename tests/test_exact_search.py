@@ -108,3 +108,14 @@ def test_exact_candidates_keep_every_tie_at_the_boundary() -> None:
     sq = np.einsum("ij,ij->i", x, x)
     cand = exact_candidates(m, np.zeros((1, 4), np.float32), x, sq, np.ones(len(x), bool), K)
     assert set(range(5, 45)) <= set(cand[0].tolist())
+
+
+def test_exact_mode_with_a_k_beyond_the_sample() -> None:
+    x = clustered(3 * SAMPLE, 6, seed=10)
+    q = clustered(3, 6, seed=11)
+    index = built("euclidean", x)
+    for k in (SAMPLE // 2, 2 * SAMPLE):
+        got, d = exact_query(index, q, k)
+        want, want_d = every_item_ranked(index, q, k)
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(d, want_d)
