@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._metrics import Metric
+from ._search import padded_rows
 
 BLOCK = 1 << 13  # items per product: 256 queries x 8,192 float32 scores = 8 MB
 SAMPLE = 1 << 13  # evenly spread items scored first, for a starting threshold (at least 2 kk)
@@ -24,16 +25,18 @@ ROUNDING = 64 * np.finfo(np.float32).eps
 __all__ = ["exact_candidates"]
 
 
-def _kth_best(row: np.ndarray, score: np.ndarray, n_rows: int, kk: int) -> np.ndarray:
-    """Each row's ``kk``-th largest score in the pool; -inf for a row with fewer."""
-    order = np.lexsort((-score, row))
-    row, score = row[order], score[order]
-    start = np.searchsorted(row, np.arange(n_rows))
-    count = np.diff(np.append(start, len(row)))
-    out = np.full(n_rows, -np.inf, np.float32)
-    full = count >= kk
-    out[full] = score[start[full] + kk - 1]
-    return out
+def _kth_largest(s: np.ndarray, kk: int) -> np.ndarray:
+    """Each row's ``kk``-th largest value; -inf for rows narrower than ``kk``."""
+    if s.shape[1] < kk:
+        return np.full(len(s), -np.inf, np.float32)
+    return np.partition(s, -kk, axis=1)[:, -kk]
+
+
+def _survivors(s: np.ndarray, floor: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows, columns and values of the scores at or above each row's ``floor``, flat."""
+    hit = np.flatnonzero(s >= floor[:, None])
+    rows, cols = np.divmod(hit, s.shape[1])
+    return rows, cols, s.ravel()[hit]
 
 
 class _Scorer:
@@ -97,12 +100,9 @@ def exact_candidates(
     stride = max(1, n // max(SAMPLE, 2 * kk))  # a large k needs a larger sample
     sample = ids[::stride]
     s = score(vectors[sample], sample, np.empty((b, len(sample)), np.float32))
-    if len(sample) > kk:
-        best = np.partition(s, -kk, axis=1)[:, -kk]
-    else:
-        best = np.full(b, -np.inf, np.float32)
-    rows, cols = np.divmod(np.flatnonzero(s >= (best - score.tolerance)[:, None]), len(sample))
-    pool_row, pool_id, pool_score = [rows], [sample[cols]], [s[rows, cols]]
+    best = _kth_largest(s, kk)
+    rows, cols, sc = _survivors(s, best - score.tolerance)
+    pool_row, pool_id, pool_score = [rows], [sample[cols]], [sc]
     out = np.empty((b, BLOCK), np.float32)
     fresh = 0
     for lo in range(0, n if stride > 1 else 0, BLOCK):  # one product per block, all queries
@@ -111,25 +111,19 @@ def exact_candidates(
         rows_of = vectors[blk[0] : blk[-1] + 1] if contiguous else vectors[blk]
         s = score(rows_of, blk, out[:, : len(blk)])
         s[:, (-lo) % stride :: stride] = -np.inf  # sampled items are in the pool already
-        hit = np.flatnonzero(s >= (best - score.tolerance)[:, None])
-        r, c = np.divmod(hit, len(blk))
-        pool_row.append(r)
-        pool_id.append(blk[c])
-        pool_score.append(s.ravel()[hit])
-        fresh += len(hit)
+        rows, cols, sc = _survivors(s, best - score.tolerance)
+        pool_row.append(rows)
+        pool_id.append(blk[cols])
+        pool_score.append(sc)
+        fresh += len(rows)
         if fresh > 2 * b:  # tighten: the pool's kk-th best, and drop what falls below it
             rows, sid, sc = (np.concatenate(p) for p in (pool_row, pool_id, pool_score))
-            best = _kth_best(rows, sc, b, kk)
+            best = _kth_largest(padded_rows(rows, b, sc)[1][0], kk)  # padding is -inf
             keep = sc >= (best - score.tolerance)[rows]
             pool_row, pool_id, pool_score = [rows[keep]], [sid[keep]], [sc[keep]]
             fresh = 0
     rows, sid, sc = (np.concatenate(p) for p in (pool_row, pool_id, pool_score))
     keep = sc >= (best - score.tolerance)[rows]
-    rows, sid = rows[keep], sid[keep]
-    order = np.lexsort((sid, rows))
-    rows, sid = rows[order], sid[order]
-    count = np.bincount(rows, minlength=b)
-    pos = np.arange(len(rows)) - np.repeat(np.cumsum(count) - count, count)
-    cand = np.full((b, max(int(count.max(initial=0)), 1)), -1, np.int64)
-    cand[rows, pos] = sid
+    mask, (cand,) = padded_rows(rows[keep], b, sid[keep])
+    cand[~mask] = -1
     return cand

@@ -58,7 +58,7 @@ def _pick(
     return qid.take(at // width), refs.take(at), pri.take(at)
 
 
-def _rows(qid: np.ndarray, b: int, *cols: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+def padded_rows(qid: np.ndarray, b: int, *cols: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
     """Scatter flat per-query entries into padded rows (b, width): a mask and the columns.
 
     Flat arrays arrive as sorted runs of query ids (one run per level), which a stable sort
@@ -206,7 +206,7 @@ def collect_leaves(
         # the short queries' set-aside nodes are sorted (the others keep their tau)
         short = np.flatnonzero(is_short)
         row = np.cumsum(is_short) - 1  # query -> its row among the short ones
-        _, (r_pri, r_size) = _rows(
+        _, (r_pri, r_size) = padded_rows(
             row[a_qid[sel]], len(short), a_pri[sel], _sizes(forest, a_ref[sel])
         )
         order = np.argsort(-r_pri, axis=1)
@@ -232,7 +232,7 @@ def collect_leaves(
     qid = np.concatenate(c_qid) if c_qid else np.zeros(0, np.int64)
     leaf = np.concatenate(c_ref) if c_ref else np.zeros(0, np.int64)
     pri = np.concatenate(c_pri) if c_pri else np.zeros(0, np.float32)
-    mask, (r_leaf, r_pri) = _rows(qid, b, leaf, pri)
+    mask, (r_leaf, r_pri) = padded_rows(qid, b, leaf, pri)
     # best first by priority; ties by leaf id, so batching never changes the kept set
     order = np.lexsort((np.where(mask, r_leaf, np.iinfo(np.int64).max), -r_pri), axis=1)
     r_leaf = np.take_along_axis(r_leaf, order, axis=1)
