@@ -80,7 +80,7 @@ def query_partition(
     part: pd.DataFrame,
     path: str,
     k: int,
-    search_k: int,
+    search: dict[str, Any],
     columns: list[Any],
     kind: str | None,
 ) -> pd.DataFrame:
@@ -88,7 +88,7 @@ def query_partition(
     if len(part) == 0:
         return empty_result(part.index, k, kind)
     index = open_index(path)
-    ids, dist = index.query(part[columns].to_numpy(), k, search_k=search_k)
+    ids, dist = index.query(part[columns].to_numpy(), k, **search)
     return tidy_frame(part.index, ids, dist, index.labels, kind)
 
 
@@ -96,7 +96,7 @@ def query_items_partition(
     part: pd.Series,
     path: str,
     k: int,
-    search_k: int,
+    search: dict[str, Any],
     by_label: bool,
     kind: str | None,
 ) -> pd.DataFrame:
@@ -106,16 +106,19 @@ def query_items_partition(
     index = open_index(path)
     values = part.to_numpy()
     item_ids = index.ids_for(values) if by_label else np.asarray(values, dtype=np.int64)
-    ids, dist = index.query_items(item_ids, k, search_k=search_k)
+    ids, dist = index.query_items(item_ids, k, **search)
     return tidy_frame(part.index, ids, dist, index.labels, kind)
 
 
-def query_block(block: np.ndarray, path: str, k: int, search_k: int) -> np.ndarray:
-    """Neighbours of the rows of one array block, as a (rows, k) record array (id, distance)."""
+def query_block(block: np.ndarray, path: str, k: int, search: dict[str, Any]) -> np.ndarray:
+    """Neighbours of the rows of one array block, as a (rows, k) record array (id, distance).
+
+    ``search`` holds the query's ``search_k`` and ``probe``, as in every function here.
+    """
     out = np.empty((block.shape[0], k), dtype=PAIR_DTYPE)
     if block.shape[0] == 0:
         return out
-    ids, dist = open_index(path).query(block, k, search_k=search_k)
+    ids, dist = open_index(path).query(block, k, **search)
     out["id"] = ids
     out["distance"] = dist
     return out

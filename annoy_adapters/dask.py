@@ -96,6 +96,21 @@ def _check_search_k(search_k: Any) -> int:
     return int(search_k)
 
 
+def _search(search_k: Any, probe: Any, opened: AnnoyIndex) -> dict[str, Any]:
+    """The query's search settings, checked on the client before any task runs."""
+    search_k = _check_search_k(search_k)
+    if probe is not None:
+        if isinstance(probe, bool) or not isinstance(probe, (int, np.integer)) or probe < 1:
+            raise ValueError(f"'probe' must be None or a positive int (got {probe!r})")
+        if not opened.get_n_cells():
+            raise ValueError(
+                f"'probe' needs an index with cells; {opened.path} has none (metric "
+                f"{opened.metric!r}, or built without cells): use search_k"
+            )
+        probe = int(probe)
+    return {"search_k": search_k, "probe": probe}
+
+
 def _label_kind(index: AnnoyIndex) -> str | None:
     from annoy_adapters._dask_tidy import label_kind
 
@@ -135,6 +150,7 @@ def query_dataframe(
     *,
     columns: Sequence[Any] | None = None,
     search_k: int = -1,
+    probe: int | None = None,
 ) -> dd.DataFrame:
     """k nearest neighbours of every row of a Dask DataFrame, lazily (``map_partitions``).
 
@@ -151,6 +167,9 @@ def query_dataframe(
         accessor or the CLI when the frame has them all, otherwise every column.
     search_k : int, default -1
         Nodes to inspect per query (-1: ``k * n_trees``, as annoy).
+    probe : int, optional
+        Scan the ``probe`` cells nearest each query instead of walking the trees (angular and
+        euclidean files with cells; see ``AnnoyIndex.query``); ``search_k`` is then unused.
 
     Returns
     -------
@@ -182,9 +201,9 @@ def query_dataframe(
     if not isinstance(frame, dd.DataFrame):
         raise TypeError(f"'frame' must be a dask.dataframe.DataFrame (got {type(frame).__name__})")
     k = _check_k(k)
-    search_k = _check_search_k(search_k)
     path = _index_path(index)
     opened = open_index(path)
+    search = _search(search_k, probe, opened)
     cols = _vector_columns(frame.columns, columns, opened)
     kind = _label_kind(opened)
     meta = _dask_tidy.empty_result(frame._meta.index, k, kind)
@@ -192,7 +211,7 @@ def query_dataframe(
         _dask_tidy.query_partition,
         path,
         k,
-        search_k,
+        search,
         cols,
         kind,
         meta=meta,
@@ -207,6 +226,7 @@ def query_items(
     *,
     by: str | None = None,
     search_k: int = -1,
+    probe: int | None = None,
 ) -> dd.DataFrame:
     """k nearest neighbours of stored items named in a Dask Series, lazily.
 
@@ -222,6 +242,8 @@ def query_items(
         Default: ``"label"`` when the index has labels, else ``"id"``.
     search_k : int, default -1
         Nodes to inspect per query.
+    probe : int, optional
+        Cells scanned per query instead of the trees, as in :func:`query_dataframe`.
 
     Returns
     -------
@@ -249,9 +271,9 @@ def query_items(
     if not isinstance(items, dd.Series):
         raise TypeError(f"'items' must be a dask.dataframe.Series (got {type(items).__name__})")
     k = _check_k(k)
-    search_k = _check_search_k(search_k)
     path = _index_path(index)
     opened = open_index(path)
+    search = _search(search_k, probe, opened)
     kind = _label_kind(opened)
     if by is None:
         by = "label" if kind is not None else "id"
@@ -264,7 +286,7 @@ def query_items(
         _dask_tidy.query_items_partition,
         path,
         k,
-        search_k,
+        search,
         by == "label",
         kind,
         meta=meta,
@@ -278,6 +300,7 @@ def query_array(
     k: int,
     *,
     search_k: int = -1,
+    probe: int | None = None,
 ) -> tuple[da.Array, da.Array]:
     """k nearest neighbours of every row of a 2-D Dask array, lazily (``map_blocks``).
 
@@ -291,6 +314,8 @@ def query_array(
         Neighbours per row.
     search_k : int, default -1
         Nodes to inspect per query.
+    probe : int, optional
+        Cells scanned per query instead of the trees, as in :func:`query_dataframe`.
 
     Returns
     -------
@@ -321,9 +346,10 @@ def query_array(
     if not isinstance(x, da.Array):
         raise TypeError(f"'x' must be a dask.array.Array (got {type(x).__name__})")
     k = _check_k(k)
-    search_k = _check_search_k(search_k)
     path = _index_path(index)
-    f = open_index(path).f
+    opened = open_index(path)
+    search = _search(search_k, probe, opened)
+    f = opened.f
     if x.ndim != 2 or (not np.isnan(x.shape[1]) and x.shape[1] != f):
         raise ValueError(f"'x' must have shape (n, {f}) (got {x.shape})")
     if len(x.chunks[1]) > 1:
@@ -332,7 +358,7 @@ def query_array(
         _dask_tidy.query_block,
         path,
         k,
-        search_k,
+        search,
         dtype=_dask_tidy.PAIR_DTYPE,
         chunks=(x.chunks[0], (k,)),
         meta=np.empty((0, 0), dtype=_dask_tidy.PAIR_DTYPE),

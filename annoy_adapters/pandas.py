@@ -431,6 +431,7 @@ class AnnoyDataFrameAccessor:
         metric: str | None = None,
         n_trees: int | None = None,
         search_k: int = -1,
+        probe: int | None = None,
         include_self: bool = False,
         index: IndexLike | None = None,
         format: Format = "tidy",
@@ -452,6 +453,10 @@ class AnnoyDataFrameAccessor:
             Trees for a new index (default :data:`DEFAULT_N_TREES`).
         search_k : int
             Nodes inspected per query; -1 means ``k * n_trees`` (annoy's default).
+        probe : int, optional
+            Scan the ``probe`` cells nearest each row instead of walking the trees (angular
+            and euclidean indexes; see ``AnnoyIndex.query``): usually several times faster at
+            the same recall. ``search_k`` is then unused.
         include_self : bool
             Keep each row's own match (rank 0, distance 0). False, like scikit-learn's
             ``kneighbors()`` on the training data, leaves it out.
@@ -504,7 +509,7 @@ class AnnoyDataFrameAccessor:
                 f"'k' must be at most {available}, the number of "
                 f"{'rows' if include_self else 'other rows'} in the frame (got {k})"
             )
-        ids, dist = idx.query(x, k if include_self else k + 1, search_k=search_k)
+        ids, dist = idx.query(x, k if include_self else k + 1, search_k=search_k, probe=probe)
         if not include_self:
             ids, dist = drop_self(ids, dist, np.arange(n))
         return to_frame(df.index, ids, dist, df.index.take, fmt)
@@ -519,6 +524,7 @@ class AnnoyDataFrameAccessor:
         metric: str | None = None,
         n_trees: int | None = None,
         search_k: int = -1,
+        probe: int | None = None,
         format: Format = "tidy",
         seed: int | None = None,
     ) -> pd.DataFrame:
@@ -536,7 +542,7 @@ class AnnoyDataFrameAccessor:
             Search this index instead of building one from the frame. Its stored labels
             name the neighbours (decoded if a pandas frame wrote it); an index without
             labels must hold exactly this frame's rows.
-        columns, metric, n_trees, search_k, format, seed
+        columns, metric, n_trees, search_k, probe, format, seed
             As in :meth:`neighbors`.
 
         Returns
@@ -576,7 +582,7 @@ class AnnoyDataFrameAccessor:
         n_items = idx.get_n_items()
         if k > n_items:
             raise ValueError(f"'k' must be at most {n_items}, the number of indexed rows (got {k})")
-        ids, dist = idx.query(x, k, search_k=search_k)
+        ids, dist = idx.query(x, k, search_k=search_k, probe=probe)
         return to_frame(qindex, ids, dist, take, fmt)
 
 

@@ -93,6 +93,13 @@ class AnnoyTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         when k is small, which misses ~9% of the 5 nearest neighbours on digits and costs a
         KNN classifier up to 2 accuracy points.
 
+    probe : int, default=None
+        Instead of walking the trees, scan the ``probe`` cells (groups of about
+        ``sqrt(n_samples)`` similar samples, stored side by side) nearest each query;
+        ``search_k`` is then unused. Usually several times faster than the trees at the same
+        recall. Only for the metrics searched with annoy's angular or euclidean index
+        ('cosine', 'angular', 'euclidean', 'sqeuclidean').
+
     n_jobs : int, default=None
         Number of threads used to build the trees and to search. ``None`` means 1, ``-1``
         all cores.
@@ -150,6 +157,7 @@ class AnnoyTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         "metric": [StrOptions(set(CORE_METRIC))],
         "n_trees": [Interval(Integral, 1, None, closed="left"), Options(Integral, {-1})],
         "search_k": [Interval(Integral, 1, None, closed="left"), Options(Integral, {-1}), None],
+        "probe": [Interval(Integral, 1, None, closed="left"), None],
         "n_jobs": [Integral, None],
         "random_state": ["random_state"],
     }
@@ -162,6 +170,7 @@ class AnnoyTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         metric="euclidean",
         n_trees=10,
         search_k=None,
+        probe=None,
         n_jobs=None,
         random_state=None,
     ):
@@ -170,6 +179,7 @@ class AnnoyTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         self.metric = metric
         self.n_trees = n_trees
         self.search_k = search_k
+        self.probe = probe
         self.n_jobs = n_jobs
         self.random_state = random_state
 
@@ -205,6 +215,12 @@ class AnnoyTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         index = AnnoyIndex(X.shape[1], core_metric, seed=seed)
         index.add_items(X)
         index.build(self.n_trees, n_jobs=effective_n_jobs(self.n_jobs))
+        if self.probe is not None and not index.get_n_cells():
+            raise ValueError(
+                f"probe={self.probe} needs an index with cells, which metric={self.metric!r} "
+                "does not have (only 'cosine', 'angular', 'euclidean' and 'sqeuclidean' do); "
+                "use search_k"
+            )
 
         self.index_ = index
         self.effective_metric_ = core_metric
@@ -418,23 +434,28 @@ class AnnoyTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         """Ask the core for k neighbours, widening the search for rows that came up short.
 
         The forest returns fewer than k ids (padded with -1) when the inspected leaves hold
-        fewer distinct samples; those rows are asked again with 4x the candidates, up to
-        every leaf of every tree, so each row of the graph has exactly k entries.
+        fewer distinct samples (the cells, when the probed cells do); those rows are asked
+        again with 4x the candidates (cells), up to every leaf of every tree (every cell), so
+        each row of the graph has exactly k entries.
         """
         from joblib import effective_n_jobs
 
         index = self.index_
         n_jobs = effective_n_jobs(self.n_jobs)
+        by_cells = self.probe is not None
 
-        def ask(sel, search_k):
+        def ask(sel, amount):
+            how = {"probe": amount} if by_cells else {"search_k": amount}
             if item_ids is None:
-                return index.query(X_chunk[sel], k, search_k=search_k, n_jobs=n_jobs)
-            return index.query_items(item_ids[sel], k, search_k=search_k, n_jobs=n_jobs)
+                return index.query(X_chunk[sel], k, n_jobs=n_jobs, **how)
+            return index.query_items(item_ids[sel], k, n_jobs=n_jobs, **how)
 
         n_rows = len(item_ids) if X_chunk is None else len(X_chunk)
         n_trees = max(1, index.get_n_trees())
         search_k = self.search_k
-        if search_k is None:
+        if by_cells:
+            search_k = self.probe
+        elif search_k is None:
             search_k = n_trees * max(k, int(index.leaf_size))
         elif search_k == -1:
             search_k = n_trees * k
@@ -442,7 +463,7 @@ class AnnoyTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         ind = np.asarray(ind, dtype=np.intp)
         short = ind[:, -1] < 0
         search_k *= 4
-        everything = n_trees * max(self.n_samples_fit_, k)
+        everything = index.get_n_cells() if by_cells else n_trees * max(self.n_samples_fit_, k)
         while short.any():
             rows = np.flatnonzero(short)
             ind_r, dist_r = ask(rows, min(search_k, everything))

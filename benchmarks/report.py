@@ -167,7 +167,9 @@ def check_targets(results: dict) -> list[dict]:
             return {
                 s["variant"].get("n_trees"): s.get(key)
                 for s in ser
-                if s["system"] == system and s.get(key) is not None
+                if s["system"] == system
+                and s.get(key) is not None
+                and not s["variant"].get("probe")
             }
 
         a_build = by_trees(s1, "annoy", "build_trees_s")

@@ -70,6 +70,7 @@ def parse_args(argv: list[str] | None = None) -> dict:
     p.add_argument("--systems-2threads", type=_names, help="systems for thread counts > 1")
     p.add_argument("--n-trees", type=_ints, help="annoy / annoy-adapters forests, e.g. 10,50")
     p.add_argument("--search-k", type=_ints, help="search_k sweep")
+    p.add_argument("--probe", type=_ints, help="annoy-adapters cell scan sweep; '' skips it")
     p.add_argument("--ef", type=_ints, help="hnswlib ef sweep")
     p.add_argument("--epsilon", type=_floats, help="pynndescent epsilon sweep")
     p.add_argument("--aa-leaf-size", type=int, help="leaf_size for annoy-adapters")

@@ -65,7 +65,7 @@ def _point(spec: dict, system, model, data: tuple, mode: str, knob, skipped: lis
         best = min(best, time.perf_counter() - t0)
     return {
         "mode": mode,
-        "knob": system.knob,
+        "knob": system.knob_name(knob),
         "value": knob,
         "recall": recall_at_k(train, Q, ids, gt, k, spec["metric"]),
         "seconds": best,

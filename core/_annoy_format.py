@@ -577,14 +577,14 @@ def _cut_block(
     items = pool[pos]
     head = np.concatenate([[0], np.cumsum(size)[:-1]]).astype(np.int64)
     if metric.is_hamming:
-        bits = unpack_bits(np.take(index._store, items, axis=0), f)
+        bits = unpack_bits(index._stored(items), f)
         ones = np.add.reduceat(bits.astype(np.int64), head, axis=0)  # segments are non-empty
         dim = np.argmin(np.abs(2 * ones - size[:, None]), axis=1)
         proj = bits[np.arange(len(items)), dim[seg]].astype(np.float32)
         normal = np.zeros((len(start), 0), np.float32)
         offset = dim.astype(np.float32)
     else:
-        x = np.take(index._store, items, axis=0).astype(np.float32)
+        x = index._stored(items).astype(np.float32)
         if metric.name == "angular":
             nrm = np.sqrt(np.einsum("ij,ij->i", x, x))
             x /= np.where(nrm > 0, nrm, 1)[:, None]
@@ -672,13 +672,12 @@ def _fill(
     ids = _field(buf, total, lay, lay.children, "<i4", lay.K)
     vec = _field(buf, total, lay, lay.v, lay.dtype, lay.width)
     present = np.asarray(index._present[:n], bool)
-    store = index._store
     nd[:n] = present
     sq = np.zeros(n, np.float32)
     chunk = 1 << 16  # items per copy, bounds the temporaries
     for lo in range(0, n, chunk):
         hi = min(n, lo + chunk)
-        block = np.asarray(store[lo:hi])
+        block = index._stored(np.arange(lo, hi))
         vec[lo:hi] = block
         if metric in ("angular", "dot"):
             x = block.astype(np.float32)

@@ -83,20 +83,24 @@ def exact_candidates(
     q_stored: np.ndarray,
     vectors: np.ndarray,
     sqnorm: np.ndarray | None,
-    present: np.ndarray,
+    scan: np.ndarray,
     k: int,
+    row_ids: np.ndarray | None = None,
 ) -> np.ndarray:
     """Candidate ids (B, M; -1 = none) that hold every query's exact top ``k`` and its ties.
 
-    For angular, euclidean and dot.  Each row holds the items whose product score comes within
-    rounding of the query's ``k + SLACK``-th best, so rounding cannot push a true neighbour out.
+    For angular, euclidean and dot.  ``scan`` lists the rows of ``vectors`` to score (sorted),
+    ``row_ids`` the item id each row holds (default: its row).  Each result row holds the items
+    whose product score comes within rounding of the query's ``k + SLACK``-th best, so rounding
+    cannot push a true neighbour out.
     """
-    ids = np.flatnonzero(present)
+    ids = scan
+    to_id = (lambda r: r) if row_ids is None else row_ids.take
     b, n = len(q_stored), len(ids)
     kk = k + SLACK
     score = _Scorer(metric, q_stored.astype(np.float32), sqnorm)
     if n <= kk:
-        return np.broadcast_to(ids, (b, n))
+        return np.broadcast_to(to_id(ids), (b, n))
     stride = max(1, n // max(SAMPLE, 2 * kk))  # a large k needs a larger sample
     sample = ids[::stride]
     s = score(vectors[sample], sample, np.empty((b, len(sample)), np.float32))
@@ -124,6 +128,6 @@ def exact_candidates(
             fresh = 0
     rows, sid, sc = (np.concatenate(p) for p in (pool_row, pool_id, pool_score))
     keep = sc >= (best - score.tolerance)[rows]
-    mask, (cand,) = padded_rows(rows[keep], b, sid[keep])
+    mask, (cand,) = padded_rows(rows[keep], b, to_id(sid[keep]))
     cand[~mask] = -1
     return cand

@@ -38,8 +38,10 @@ from ._atomic import replace_atomically
 from ._errors import IndexFileError
 
 MAGIC = b"ANNOYADP"
-VERSION = 2
-READABLE = (1, 2)  # version 1: every index array int64 and normals float32
+VERSION = 3
+# version 1: every index array int64 and normals float32; 2: narrowed arrays; 3: optional cells
+# (vectors stored cell by cell, row r holding item cell_rows[r]), which older readers must refuse
+READABLE = (1, 2, 3)
 HEADER = struct.Struct("<8sIIQQI28x")
 ALIGN = 64
 MAX_MANIFEST = 1 << 26  # 64 MiB of JSON is far beyond any real index's manifest
@@ -53,6 +55,9 @@ NARROWED = {
     "leaf_items": "<i4",
     "roots": "<i4",
     "normals": "<f2",
+    "cell_rows": "<i4",
+    "item_rows": "<i4",
+    "cell_ptr": "<i4",
 }
 
 

@@ -19,6 +19,7 @@ from . import _labels
 from . import _validate as check
 from ._annoy_format import layout, read_ann, write_ann
 from ._build import build_trees
+from ._cells import Cells, build_cells, probe_candidates
 from ._errors import IndexFileError
 from ._exact import exact_candidates
 from ._forest import Forest
@@ -31,6 +32,7 @@ from ._treespace import TreeSpace
 DEFAULT_SEED = 1234567890987654321 % (1 << 63)
 EXACT_MIN = 4096  # below this many items, every item is ranked directly (exact ties by id)
 QUERY_CHUNK = 256  # queries searched together: large enough to vectorize, small enough for cache
+PROBE_CHUNK = 4096  # queries probed together: more queries share each cell's product
 FIRST_CUT_QUANTILE = 0.2  # first threshold: this quantile of earlier cuts (a little low: one pass)
 
 
@@ -119,6 +121,7 @@ class AnnoyIndex:
         self._n = 0
         self._sqnorm: np.ndarray | None = None
         self._forest: Forest | None = None
+        self._cells: Cells | None = None  # when set, store row r holds item cells.row_ids[r]
         self._mapped: ff.Mapped | None = None
         self._unchecked = False  # a loaded forest whose pointers check_forest has not seen yet
         self._labels: np.ndarray | None = None
@@ -243,11 +246,15 @@ class AnnoyIndex:
         n_trees: int,
         n_jobs: int = -1,
         *,
+        cells: bool = True,
         progress: Callable[[int, int | None], None] | None = None,
     ) -> bool:
         """Build ``n_trees`` trees (-1: add trees until nodes reach about twice the items).
 
         ``n_jobs`` threads share the work; the result is the same for any ``n_jobs``.
+        ``cells`` (angular, euclidean): also group the items into about sqrt(n) cells and store
+        them cell by cell, for ``probe`` searches (a few seconds per million items; an
+        :meth:`on_disk_build` never does, as reordering would copy the items into memory).
         ``progress(done, total)`` is called as trees finish.
         """
         n_trees = check.integer("n_trees", n_trees)
@@ -290,9 +297,7 @@ class AnnoyIndex:
                 forest = concat([first, rest], first.normals.shape[1])
             else:
                 forest = grow(range(n_trees), n_trees)
-            self._forest = forest
-            self._n_present = len(present)
-            self._sqnorm = self._compute_sqnorm(self._store)
+            self._finish_build(forest, cells=cells and self._on_disk is None)
             if self._verbose:
                 print(f"has {forest.n_splits + forest.n_leaves} nodes", file=sys.stderr)
         if self._on_disk is not None:
@@ -300,6 +305,29 @@ class AnnoyIndex:
             self.save(target)  # streams the mapped items into the file, then maps the file
             Path(target + ".items").unlink(missing_ok=True)
         return True
+
+    def _finish_build(self, forest: Forest, cells: bool = True) -> None:
+        """Take a new forest; then cells (angular, euclidean) reorder the stored rows."""
+        self._forest = forest
+        self._n_present = int(np.count_nonzero(self._present[: self._n]))
+        self._cells = None
+        if cells:
+            self._cells = build_cells(self._metric, self._store, self._present, forest, self.f)
+        if self._cells is not None:
+            self._store = self._store.take(self._cells.row_ids, axis=0)
+        self._sqnorm = self._compute_sqnorm(self._store)
+
+    def _row_of(self, ids: np.ndarray) -> np.ndarray:
+        """Rows of the store holding ``ids``."""
+        return ids if self._cells is None else self._cells.id_rows.take(ids)
+
+    def _stored(self, ids: np.ndarray) -> np.ndarray:
+        """Stored rows of ``ids`` (a copy), whatever order the store keeps."""
+        return self._store.take(self._row_of(np.asarray(ids, np.int64)), axis=0)
+
+    def get_n_cells(self) -> int:
+        """Cells a ``probe`` search chooses from (0: none; see :meth:`query`)."""
+        return 0 if self._cells is None else self._cells.n_cells
 
     def _compute_sqnorm(self, store: np.ndarray) -> np.ndarray | None:
         if not self._metric.needs_sqnorm:
@@ -310,6 +338,9 @@ class AnnoyIndex:
         """Drop the trees so items can be added again."""
         if self._mapped is not None:
             raise RuntimeError("You can't unbuild a loaded index")
+        if self._cells is not None:  # back to id order, where add_item writes
+            self._store = self._store.take(self._cells.id_rows, axis=0)
+            self._cells, self._sqnorm = None, None
         self._forest = None
         return True
 
@@ -337,15 +368,31 @@ class AnnoyIndex:
             return np.sqrt(np.einsum("ij,ij->i", qt, qt, dtype=np.float64))
         return np.ones(len(qt))
 
-    def _query_block(self, q: np.ndarray, k: int, search_k: int) -> tuple[np.ndarray, np.ndarray]:
+    def _query_block(
+        self, q: np.ndarray, k: int, search_k: int, probe: int | None
+    ) -> tuple[np.ndarray, np.ndarray]:
         forest = self._forest
         assert forest is not None
         m = self._metric
         q_stored = m.store(q)
-        if search_k >= self._n_present * max(forest.n_trees, 1):
+        cells = self._cells
+        rows = None if cells is None else cells.id_rows  # checks a loaded file's order first
+        if probe is not None:
+            assert cells is not None and self._sqnorm is not None
+            cand = probe_candidates(m, q_stored, self._store, self._sqnorm, cells, probe, k)
+        elif search_k >= self._n_present * max(forest.n_trees, 1):
             # the search would collect every item: exact search, blockwise
             if m.name in ("angular", "euclidean", "dot") and self._n_present > EXACT_MIN:
-                cand = exact_candidates(m, q_stored, self._store, self._sqnorm, self._present, k)
+                scan = np.flatnonzero(self._present) if cells is None else np.arange(cells.ptr[-1])
+                cand = exact_candidates(
+                    m,
+                    q_stored,
+                    self._store,
+                    self._sqnorm,
+                    scan,
+                    k,
+                    None if cells is None else cells.row_ids,
+                )
             else:
                 cand = np.broadcast_to(np.flatnonzero(self._present), (len(q), self._n_present))
         else:
@@ -366,11 +413,11 @@ class AnnoyIndex:
                 recent = np.concatenate([seen if seen is not None else [], cut[ok] / scale[ok]])
                 self._cuts[search_k] = recent[-256:]
             cand = candidates(forest, qid, leaf, len(q), self._n)
-        ids, d = rank(m, q_stored, cand, self._store, self._sqnorm, k)
+        ids, d = rank(m, q_stored, cand, self._store, self._sqnorm, k, rows)
         return ids, m.returned(d)
 
     def query(
-        self, X: Any, k: int, search_k: int = -1, *, n_jobs: int = 1
+        self, X: Any, k: int, search_k: int = -1, *, probe: int | None = None, n_jobs: int = 1
     ) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` nearest items of every row of ``X``.
 
@@ -380,6 +427,12 @@ class AnnoyIndex:
         A ``search_k`` of at least ``get_n_items() * get_n_trees()`` (every item of every tree)
         searches exactly, by blocks of matrix products: for high recall on a large batch it is
         often the fastest setting.
+
+        ``probe`` scans, instead of walking the trees, every item of the ``probe`` cells whose
+        centroids are nearest the query (angular and euclidean indexes built in memory have
+        about sqrt(n) cells, see :meth:`get_n_cells`); ``search_k`` is then unused.  The items
+        of a cell are stored together, so this is one matrix product per cell: at the same
+        recall usually several times faster than the trees, for one query as for a batch.
         """
         self._require_built("query")
         k = check.positive_int("k", k)
@@ -388,11 +441,19 @@ class AnnoyIndex:
         if self._metric.is_hamming:
             x = (x > 0.5).astype(np.float32)
         sk = self._search_k(k, search_k)
+        if probe is not None:
+            probe = check.positive_int("probe", probe)
+            if self._cells is None:
+                raise ValueError(
+                    f"'probe' needs an index with cells (angular or euclidean, not built with "
+                    f"on_disk_build); this {self.metric} index has none: use search_k"
+                )
         if self._n_present == 0 or not len(x):
             ids = np.full((len(x), k), -1, np.int64)
             return ids, self._pad(np.full((len(x), k), np.inf, np.float32))
-        chunks = range(0, len(x), QUERY_CHUNK)
-        work = lambda lo: self._query_block(x[lo : lo + QUERY_CHUNK], k, sk)  # noqa: E731
+        step = QUERY_CHUNK if probe is None else PROBE_CHUNK
+        chunks = range(0, len(x), step)
+        work = lambda lo: self._query_block(x[lo : lo + step], k, sk, probe)  # noqa: E731
         jobs = _n_jobs(n_jobs)
         if jobs == 1 or len(chunks) == 1:
             parts = [work(lo) for lo in chunks]
@@ -426,13 +487,12 @@ class AnnoyIndex:
         return arr
 
     def query_items(
-        self, ids: Any, k: int, search_k: int = -1, *, n_jobs: int = 1
+        self, ids: Any, k: int, search_k: int = -1, *, probe: int | None = None, n_jobs: int = 1
     ) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`query` for stored items (each item is normally its own first neighbour)."""
         self._require_built("query")
-        return self.query(
-            self.get_item_vectors(self._item_ids("ids", ids)), k, search_k, n_jobs=n_jobs
-        )
+        x = self.get_item_vectors(self._item_ids("ids", ids))
+        return self.query(x, k, search_k, probe=probe, n_jobs=n_jobs)
 
     def _as_lists(self, ids: np.ndarray, d: np.ndarray, include: bool) -> Any:
         ok = ids[0] >= 0
@@ -440,23 +500,38 @@ class AnnoyIndex:
         return (out, d[0][ok].tolist()) if include else out
 
     def get_nns_by_vector(
-        self, vector: Any, n: int, search_k: int = -1, include_distances: bool = False
+        self,
+        vector: Any,
+        n: int,
+        search_k: int = -1,
+        include_distances: bool = False,
+        *,
+        probe: int | None = None,
     ) -> Any:
-        """The ``n`` nearest items of ``vector``: a list, or (ids, distances)."""
+        """The ``n`` nearest items of ``vector``: a list, or (ids, distances).
+
+        ``probe``: scan the nearest cells instead of walking the trees (see :meth:`query`).
+        """
         if isinstance(vector, (str, bytes)) or not hasattr(vector, "__len__"):
             raise TypeError(f"'vector' must be a sequence of numbers (got {type(vector).__name__})")
         v = check.float_matrix("vector", vector, self.f)
         if len(v) != 1:
             raise ValueError(f"'vector' must be one vector of length {self.f} (got {len(v)} rows)")
-        ids, d = self.query(v, n, search_k)
+        ids, d = self.query(v, n, search_k, probe=probe)
         return self._as_lists(ids, d, include_distances)
 
     def get_nns_by_item(
-        self, i: int, n: int, search_k: int = -1, include_distances: bool = False
+        self,
+        i: int,
+        n: int,
+        search_k: int = -1,
+        include_distances: bool = False,
+        *,
+        probe: int | None = None,
     ) -> Any:
         """The ``n`` nearest items of item ``i``: a list, or (ids, distances)."""
         i = check.integer("i", i)
-        ids, d = self.query_items([i], n, search_k)
+        ids, d = self.query_items([i], n, search_k, probe=probe)
         return self._as_lists(ids, d, include_distances)
 
     def leaf_of(self, X: Any, tree: int = 0) -> np.ndarray:
@@ -489,14 +564,14 @@ class AnnoyIndex:
     def get_item_vectors(self, ids: Any = None) -> np.ndarray:
         """Vectors of ``ids`` (default: all ids 0..get_n_items()-1) as a float32 (n, f) copy."""
         idx = np.arange(self._n) if ids is None else self._item_ids("ids", ids)
-        return self._metric.unstore(self._store[idx], self.f)
+        return self._metric.unstore(self._stored(idx), self.f)
 
     def get_distance(self, i: int, j: int) -> float:
         """Annoy's distance between items ``i`` and ``j``."""
         a = self._item_ids("i", [check.integer("i", i)])
         b = self._item_ids("j", [check.integer("j", j)])
-        q = self._store[a]
-        c = self._store[b][None]
+        q = self._stored(a)
+        c = self._stored(b)[None]
         if self._metric.name in ("angular", "euclidean"):
             d = self._metric.exact(q.astype(np.float32), c.astype(np.float32))
         else:
@@ -579,6 +654,8 @@ class AnnoyIndex:
         }
         if self._sqnorm is not None:
             arrays["sqnorm"] = self._sqnorm
+        if self._cells is not None:
+            arrays.update(self._cells.arrays())
         kind = None
         lab = self.labels
         if lab is not None:
@@ -667,6 +744,8 @@ class AnnoyIndex:
         }
         if self._forest is not None:
             state["forest"] = self._forest.__dict__
+        if self._cells is not None:
+            state["cells"] = self._cells.arrays()
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -688,6 +767,11 @@ class AnnoyIndex:
         self._metadata = state["metadata"]
         if state["labels"] is not None:
             self._labels = state["labels"]
+        if state.get("cells") is not None:
+            c = state["cells"]
+            self._cells = Cells(
+                c["cell_rows"], c["cell_ptr"], c["centroids"], c["item_rows"], self._present
+            )
         if "forest" in state:
             self._forest = Forest(**state["forest"])
             self._sqnorm = self._compute_sqnorm(self._store)

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ._cells import METRICS as CELL_METRICS
+from ._cells import Cells
 from ._errors import IndexFileError
 from ._fileformat import NARROWED, Mapped
 from ._forest import Forest
@@ -111,7 +113,13 @@ def unpack(m: Mapped, index: AnnoyIndex) -> dict[str, Any]:
     if kind not in (None, "int", "str"):
         raise IndexFileError(f"{m.path}: corrupted manifest (labels kind {kind!r})")
     leaf_size = fields.get("leaf_size")
+    cells = None
+    if "cell_rows" in m.arrays:  # version 3; the order is checked before its first use
+        if metric.name not in CELL_METRICS:
+            raise IndexFileError(f"{m.path}: corrupted (cells in a {metric.name} index)")
+        cells = Cells.from_arrays(m.path, m.arrays, present.view(bool), f)
     return {
+        "_cells": cells,
         "_store": store,
         "_present": present.view(bool),
         "_n": n,

@@ -115,9 +115,7 @@ def assemble(
         for pos, t in enumerate(p.tree_ids.tolist()):
             singles[t] = _one_tree(p.forest, pos)
     nd = parts[0].forest.normals.shape[1]
-    index._forest = concat([singles[t] for t in range(len(ids))], nd)
-    index._n_present = len(x)
-    index._sqnorm = index._compute_sqnorm(index._store)
+    index._finish_build(concat([singles[t] for t in range(len(ids))], nd))
     if labels is not None:
         index.set_labels(labels)
     if metadata is not None:

