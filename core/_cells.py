@@ -106,13 +106,6 @@ class Cells:
         return cls(ids, ptr, cent, rows, present, path, checked=False)
 
 
-def _inverse_norm(sq: np.ndarray) -> np.ndarray:
-    """1 / |x| from squared norms (0 for a zero row), for angular scores."""
-    norm = np.sqrt(sq)
-    with np.errstate(divide="ignore"):
-        return np.where(norm > 0, 1 / norm, 0).astype(np.float32)
-
-
 def _unit(x: np.ndarray) -> np.ndarray:
     norm = np.sqrt(np.einsum("ij,ij->i", x, x))
     return x / np.where(norm > 0, norm, 1)[:, None]
@@ -199,7 +192,8 @@ def _cell_scores(metric: Metric, s: np.ndarray, sq: np.ndarray) -> np.ndarray:
     """Products ``s`` of queries and rows with squared norms ``sq`` as scores, in place;
     larger is better: cosine (times |q|) or q.x - |x|^2 / 2."""
     if metric.name == "angular":
-        s *= _inverse_norm(sq)
+        # cosine times |q|; a zero row's product is 0 already (rank() puts it at cosine 0)
+        np.divide(s, np.sqrt(sq), out=s, where=sq > 0)
     else:
         s -= 0.5 * sq
     return s
@@ -230,12 +224,16 @@ def probe_candidates(
     top = _top(cs, p)
     kk = k + SLACK
     ptr = cells.ptr
-    if b == 1:  # one query: its cells' rows in one gather of contiguous runs, one product
-        lo, size = ptr[top[0]], ptr[top[0] + 1] - ptr[top[0]]
-        at = np.repeat(lo - (np.cumsum(size) - size), size) + np.arange(int(size.sum()))
-        s = _cell_scores(metric, store.take(at, axis=0) @ q[0], sqnorm.take(at))
-        rows = at.take(_top(s[None], kk)[0])
-        return cells.row_ids.take(rows)[None]
+    if b == 1:  # one query: a product per cell, on the rows in place (a gather copies them)
+        lo, hi = ptr[top[0]], ptr[top[0] + 1]
+        spans = list(zip(lo.tolist(), hi.tolist(), strict=True))
+        q0 = q[0]
+        s = np.concatenate([store[a:z] @ q0 for a, z in spans])
+        s = _cell_scores(metric, s, np.concatenate([sqnorm[a:z] for a, z in spans]))
+        pos = _top(s[None], kk)[0]
+        start = np.cumsum(hi - lo) - (hi - lo)  # where each cell's scores begin in s
+        j = np.searchsorted(start, pos, side="right") - 1
+        return cells.row_ids.take(lo.take(j) + pos - start.take(j))[None]
     # many queries: one product per probed cell with every query that probes it
     qid = np.repeat(np.arange(b), p)
     cell = top.ravel()

@@ -160,12 +160,20 @@ def test_quick_benchmark_writes_well_formed_outputs(tmp_path):
             assert rec["file_bytes"] > 0 and rec["load_s"] > 0
     exact = [p for r in results["runs"] if r["system"] == "numpy-brute" for p in r["points"]]
     assert all(p["recall"] == 1.0 for p in exact)  # the harness's own ground truth agrees
-    # our batch sweep ends with the exact mode (search_k covering every item of every tree)
+    # our tree sweeps end with the exact mode (search_k covering every item of every tree);
+    # the cell scan is a series of its own, swept over cfg["probe"] in both modes
     for r in results["runs"]:
         if r["system"] == "annoy-adapters" and r["section"] == "glove":
+            if r["variant"].get("probe"):
+                for mode in ("batch", "per-call"):
+                    got = [p["value"] for p in r["points"] if p["mode"] == mode]
+                    assert got == [{"probe": v} for v in cfg["probe"]], r["points"]
+                assert {p["knob"] for p in r["points"]} == {"probe"}
+                continue
             final = cfg["n_index"] * r["variant"]["n_trees"]
             ours = [p for p in r["points"] if p["mode"] == "batch" and p["value"] == final]
             assert len(ours) == 1 and ours[0]["recall"] == 1.0, r["points"]
+            assert {p["knob"] for p in r["points"]} == {"search_k"}
     assert {r["n_index"] for r in results["scale"]} == set(cfg["scale_sizes"])
 
     targets = results["targets"]
