@@ -21,12 +21,13 @@ from ._forest import Forest
 from ._metrics import Metric
 from ._search import padded_rows
 
-METRICS = ("angular", "euclidean")  # whose scores a matrix product gives (see _score)
+METRICS = ("angular", "euclidean")  # whose scores a matrix product gives (see _cell_scores)
 ROUNDS = 6  # Lloyd rounds after the tree's partition; recall gains little beyond
 BLOCK = 1 << 14  # items per product when assigning items to centroids
 SLACK = 8  # kept beyond k per query: rank() re-measures the finalists exactly
+KEPT_BUDGET = 1 << 22  # (query, kept item) pairs a batch holds before merging: ~80 MB
 
-__all__ = ["METRICS", "Cells", "build_cells", "probe_candidates"]
+__all__ = ["METRICS", "Cells", "build_cells", "chunk_size", "probe_candidates"]
 
 
 @dataclass
@@ -164,7 +165,7 @@ def _nearest(metric: Metric, x: np.ndarray, cent: np.ndarray) -> np.ndarray:
 
 
 def build_cells(
-    metric: Metric, store: np.ndarray, present: np.ndarray, forest: Forest, f: int
+    metric: Metric, store: np.ndarray, present: np.ndarray, forest: Forest
 ) -> Cells | None:
     """Cells of the present items (``store`` by id); None for other metrics, no trees or
     no items."""
@@ -204,6 +205,13 @@ def _top(s: np.ndarray, kk: int) -> np.ndarray:
     if s.shape[1] <= kk:
         return np.broadcast_to(np.arange(s.shape[1]), s.shape)
     return np.argpartition(s, -kk, axis=1)[:, -kk:]
+
+
+def chunk_size(cells: Cells, probe: int, k: int) -> int:
+    """Queries per batch: up to 4,096 (more queries share each cell's product), fewer when
+    their kept items (``k + SLACK`` per probed cell) would pass :data:`KEPT_BUDGET`."""
+    kept = min(probe, cells.n_cells) * (k + SLACK)
+    return max(256, min(4096, KEPT_BUDGET // max(kept, 1)))
 
 
 def probe_candidates(

@@ -19,7 +19,7 @@ from . import _labels
 from . import _validate as check
 from ._annoy_format import layout, read_ann, write_ann
 from ._build import build_trees
-from ._cells import Cells, build_cells, probe_candidates
+from ._cells import Cells, build_cells, chunk_size, probe_candidates
 from ._errors import IndexFileError
 from ._exact import exact_candidates
 from ._forest import Forest
@@ -32,7 +32,6 @@ from ._treespace import TreeSpace
 DEFAULT_SEED = 1234567890987654321 % (1 << 63)
 EXACT_MIN = 4096  # below this many items, every item is ranked directly (exact ties by id)
 QUERY_CHUNK = 256  # queries searched together: large enough to vectorize, small enough for cache
-PROBE_CHUNK = 4096  # queries probed together: more queries share each cell's product
 FIRST_CUT_QUANTILE = 0.2  # first threshold: this quantile of earlier cuts (a little low: one pass)
 
 
@@ -312,7 +311,7 @@ class AnnoyIndex:
         self._n_present = int(np.count_nonzero(self._present[: self._n]))
         self._cells = None
         if cells:
-            self._cells = build_cells(self._metric, self._store, self._present, forest, self.f)
+            self._cells = build_cells(self._metric, self._store, self._present, forest)
         if self._cells is not None:
             self._store = self._store.take(self._cells.row_ids, axis=0)
         self._sqnorm = self._compute_sqnorm(self._store)
@@ -451,7 +450,7 @@ class AnnoyIndex:
         if self._n_present == 0 or not len(x):
             ids = np.full((len(x), k), -1, np.int64)
             return ids, self._pad(np.full((len(x), k), np.inf, np.float32))
-        step = QUERY_CHUNK if probe is None else PROBE_CHUNK
+        step = QUERY_CHUNK if probe is None else chunk_size(self._cells, probe, k)
         chunks = range(0, len(x), step)
         work = lambda lo: self._query_block(x[lo : lo + step], k, sk, probe)  # noqa: E731
         jobs = _n_jobs(n_jobs)

@@ -171,3 +171,17 @@ def test_damaged_cell_maps_are_refused_not_followed(tmp_path, damage: str) -> No
         load(bad).query(x[:2], 3, probe=2)
     with pytest.raises(IndexFileError, match="corrupted"):
         load(bad).get_item_vectors([0, 1])
+
+
+def test_batches_are_chunked_by_kept_items_without_changing_answers(monkeypatch) -> None:
+    from annoy_adapters.core import _cells
+
+    index, _ = built("euclidean")
+    q = clustered(700, 16, seed=11)
+    want = index.query(q, K, probe=20)
+    assert _cells.chunk_size(index._cells, 20, K) == 4096
+    monkeypatch.setattr(_cells, "KEPT_BUDGET", 1000)  # 256 queries per chunk: three chunks
+    assert _cells.chunk_size(index._cells, 20, K) == 256
+    got = index.query(q, K, probe=20)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
