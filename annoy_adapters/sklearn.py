@@ -452,30 +452,30 @@ class AnnoyTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
 
         n_rows = len(item_ids) if X_chunk is None else len(X_chunk)
         n_trees = max(1, index.get_n_trees())
-        search_k = self.search_k
+        amount = self.search_k  # candidates, or cells with probe
         if by_cells:
-            search_k = self.probe
-        elif search_k is None:
-            search_k = n_trees * max(k, int(index.leaf_size))
-        elif search_k == -1:
-            search_k = n_trees * k
-        ind, dist = ask(slice(None), search_k)
+            amount = self.probe
+        elif amount is None:
+            amount = n_trees * max(k, int(index.leaf_size))
+        elif amount == -1:
+            amount = n_trees * k
+        ind, dist = ask(slice(None), amount)
         ind = np.asarray(ind, dtype=np.intp)
         short = ind[:, -1] < 0
-        search_k *= 4
+        amount *= 4
         everything = index.get_n_cells() if by_cells else n_trees * max(self.n_samples_fit_, k)
         while short.any():
             rows = np.flatnonzero(short)
-            ind_r, dist_r = ask(rows, min(search_k, everything))
+            ind_r, dist_r = ask(rows, min(amount, everything))
             ind[rows], dist[rows] = ind_r, dist_r
             short[rows] = ind_r[:, -1] < 0
-            if search_k >= everything and short.any():
+            if amount >= everything and short.any():
                 raise ValueError(
                     f"The index returned fewer than n_neighbors = {k} neighbors for "
                     f"{int(short.sum())} of {n_rows} queries even when searching every "
                     f"leaf; it holds fewer than {k} reachable samples."
                 )
-            search_k *= 4
+            amount *= 4
         return ind, dist
 
     def _sq_norms(self, V):

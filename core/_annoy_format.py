@@ -34,6 +34,7 @@ from ._atomic import replace_atomically
 from ._errors import IndexFileError
 from ._fileformat import close_map
 from ._forest import Forest
+from ._forest import ranges as _ranges
 from ._metrics import unpack_bits, words_for_bits
 
 if TYPE_CHECKING:
@@ -535,16 +536,6 @@ def _annoy_shape(index: AnnoyIndex, forest: Forest, K: int) -> Forest:
         leaf_items=pool[_ranges(u_start[leaves], size_out)],
         roots=resolve(roots),
     )
-
-
-def _ranges(starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
-    """Concatenation of arange(s, s + l) for each pair, without a Python loop."""
-    lens = np.asarray(lens, np.int64)
-    total = int(lens.sum())
-    if total == 0:
-        return np.zeros(0, np.int64)
-    offs = np.repeat(np.asarray(starts, np.int64) - (np.cumsum(lens) - lens), lens)
-    return offs + np.arange(total, dtype=np.int64)
 
 
 CUT_ROWS = 1 << 17  # items per block of _cut: bounds its temporaries to ~CUT_ROWS * f floats

@@ -16,6 +16,7 @@ import numpy as np
 
 from . import _hashrng as rng
 from ._forest import Forest, concat
+from ._forest import ranges as _ranges
 from ._metrics import Metric
 from ._treespace import TreeSpace
 
@@ -27,15 +28,6 @@ TARGET_ROWS = 1 << 21  # rows per chunk of trees: enough work per array op to hi
 
 # hash "purposes", so different draws of one node never collide
 _INIT, _SAMPLE_P, _FLIP, _RANDOM_SIDE, _HAMMING_DIM = 1, 2, 3, 4, 5
-
-
-def _ranges(starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
-    """Concatenation of arange(s, s + l) for each pair, without a Python loop."""
-    total = int(lens.sum())
-    if total == 0:
-        return np.zeros(0, np.int64)
-    offs = np.repeat(starts - np.concatenate([[0], np.cumsum(lens)[:-1]]), lens)
-    return offs + np.arange(total, dtype=np.int64)
 
 
 class _Chunk:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._errors import IndexFileError
-from ._forest import Forest
+from ._forest import Forest, ranges
 from ._metrics import Metric
 from ._search import padded_rows
 
@@ -127,9 +127,10 @@ def _tree_cut(forest: Forest, n: int, cap: int) -> np.ndarray:
         size[split] = forest.counts[ref[split]]
         cut = np.where((cut < 0) & (~split | (size <= cap)), ref + n, cut)  # ids > any leaf's
         leaf = -1 - ref[~split]
-        lo, count = forest.leaf_ptr[leaf], forest.leaf_sizes(leaf)
-        at = np.repeat(lo - (np.cumsum(count) - count), count) + np.arange(int(count.sum()))
-        item_cut[forest.leaf_items[at]] = np.repeat(cut[~split], count)
+        count = forest.leaf_sizes(leaf)
+        item_cut[forest.leaf_items[ranges(forest.leaf_ptr[leaf], count)]] = np.repeat(
+            cut[~split], count
+        )
         ref = forest.children[ref[split]].ravel()
         cut = np.repeat(cut[split], 2)
     return item_cut

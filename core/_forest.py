@@ -52,6 +52,16 @@ class Forest:
         return self.leaf_ptr[leaves + 1] - self.leaf_ptr[leaves]
 
 
+def ranges(starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
+    """Concatenation of arange(s, s + l) for each pair, without a Python loop."""
+    lens = np.asarray(lens, np.int64)
+    total = int(lens.sum())
+    if total == 0:
+        return np.zeros(0, np.int64)
+    offs = np.repeat(np.asarray(starts, np.int64) - (np.cumsum(lens) - lens), lens)
+    return offs + np.arange(total, dtype=np.int64)
+
+
 def concat(parts: list[Forest], normal_dim: int) -> Forest:
     """Join forests tree-wise, renumbering splits and leaves (a few array ops per part)."""
     if not parts:

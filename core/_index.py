@@ -767,10 +767,7 @@ class AnnoyIndex:
         if state["labels"] is not None:
             self._labels = state["labels"]
         if state.get("cells") is not None:
-            c = state["cells"]
-            self._cells = Cells(
-                c["cell_rows"], c["cell_ptr"], c["centroids"], c["item_rows"], self._present
-            )
+            self._cells = Cells.from_arrays("pickle", state["cells"], self._present, self.f)
         if "forest" in state:
             self._forest = Forest(**state["forest"])
             self._sqnorm = self._compute_sqnorm(self._store)

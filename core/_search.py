@@ -24,7 +24,7 @@ import math
 
 import numpy as np
 
-from ._forest import Forest
+from ._forest import Forest, ranges
 from ._metrics import Metric
 
 RANK_BUDGET = 1 << 22  # gathered candidate values per ranking block (16 MB of float32)
@@ -257,8 +257,7 @@ def candidates(
     start, size = forest.leaf_ptr[leaf], forest.leaf_sizes(leaf)
     total = int(size.sum())
     row_of = np.repeat(qid, size)
-    offs = np.repeat(start - (np.cumsum(size) - size), size)
-    items = forest.leaf_items[offs + np.arange(total, dtype=np.int64)]
+    items = forest.leaf_items[ranges(start, size)]
     per_row = np.bincount(qid, weights=size, minlength=b).astype(np.int64)
     width = max(int(per_row.max(initial=0)), 1)
     pos = np.arange(total) - np.repeat(np.cumsum(per_row) - per_row, per_row)
