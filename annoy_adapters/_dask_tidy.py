@@ -130,8 +130,11 @@ def build_trees_task(
     tree_ids: list[int],
     seed: int | None,
     leaf_size: int | None,
+    vector_dtype: str = "float32",
 ) -> Any:
     """Build some trees of the forest on a worker from the shared .npy file."""
     from annoy_adapters.core import build_trees
 
-    return build_trees(vectors_path, metric, tree_ids, seed=seed, leaf_size=leaf_size)
+    return build_trees(
+        vectors_path, metric, tree_ids, seed=seed, leaf_size=leaf_size, vector_dtype=vector_dtype
+    )

@@ -134,7 +134,9 @@ def put_self_first(
     return new_ind, new_dist
 
 
-def rows_equal_to_items(X_chunk: np.ndarray, item_vectors: np.ndarray, metric: str) -> np.ndarray:
+def rows_equal_to_items(
+    X_chunk: np.ndarray, item_vectors: np.ndarray, metric: str, vector_dtype: str = "float32"
+) -> np.ndarray:
     """Which query rows are the very samples stored under the same position.
 
     Parameters
@@ -145,6 +147,8 @@ def rows_equal_to_items(X_chunk: np.ndarray, item_vectors: np.ndarray, metric: s
         Stored vectors of items ``start .. start + n``.
     metric : str
         Core metric; hamming compares the bits the index actually stores (x > 0.5).
+    vector_dtype : {"float32", "float16"}
+        How the index keeps its vectors: rows are rounded the same way before comparing.
 
     Returns
     -------
@@ -159,8 +163,10 @@ def rows_equal_to_items(X_chunk: np.ndarray, item_vectors: np.ndarray, metric: s
     """
     if metric == "hamming":
         return np.all((X_chunk > 0.5) == (item_vectors > 0.5), axis=1)
-    # The index stores float32, so a query equal after that rounding is the stored sample.
-    return np.all(np.asarray(X_chunk, dtype=np.float32) == item_vectors, axis=1)
+    # A query equal to a stored sample after the index's rounding is that sample.
+    with np.errstate(over="ignore"):  # beyond float16's range: inf, never equal
+        rounded = np.asarray(X_chunk, dtype=vector_dtype).astype(np.float32)
+    return np.all(rounded == item_vectors, axis=1)
 
 
 def knn_graph(

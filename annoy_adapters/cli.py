@@ -220,10 +220,13 @@ def _build(
     labels: Sequence[Any] | None,
     metadata: dict[str, Any] | None,
     quiet: bool,
+    vector_dtype: str = "float32",
 ) -> Any:
     from annoy_adapters import AnnoyIndex
 
-    index = AnnoyIndex(X.shape[1], metric, leaf_size=leaf_size, seed=seed)
+    index = AnnoyIndex(
+        X.shape[1], metric, leaf_size=leaf_size, seed=seed, vector_dtype=vector_dtype
+    )
     index.add_items(X)
     if labels is not None:
         index.set_labels(labels)
@@ -264,6 +267,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         labels=labels,
         metadata=metadata,
         quiet=args.quiet,
+        vector_dtype=args.vector_dtype,
     )
     seconds = time.perf_counter() - start
     index.save(args.output)
@@ -421,6 +425,7 @@ def index_info(path: str) -> dict[str, Any]:
         "n_trees": index.get_n_trees(),
         "n_nodes": header["n_nodes"],
         "leaf_size": index.leaf_size,
+        "vector_dtype": index.vector_dtype,
         "seed": index.seed,
         "labels": None
         if labels is None
@@ -454,6 +459,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         ("trees", info["n_trees"]),
         ("nodes", info["n_nodes"]),
         ("leaf size", info["leaf_size"]),
+        ("vectors", info["vector_dtype"]),
         ("seed", info["seed"]),
         ("labels", "none" if labels is None else f"{labels['count']} ({labels['kind']})"),
         ("metadata", json.dumps(info["metadata"], sort_keys=True, default=str)),
@@ -642,6 +648,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-jobs", type=_int, default=-1, help="threads (-1: all cores)")
     p.add_argument("--seed", type=_int, default=None, help="random seed (reproducible builds)")
     p.add_argument("--leaf-size", type=_positive_int, default=None, help="items per leaf")
+    p.add_argument(
+        "--vector-dtype",
+        default="float32",
+        choices=("float32", "float16"),
+        help="how vectors are kept (float16: half the bytes, 11 significant bits)",
+    )
     p.set_defaults(func=cmd_build)
 
     p = sub.add_parser("query", parents=[quiet], help="k nearest neighbours from an index file")

@@ -384,6 +384,7 @@ def build_index(
     labels: Sequence[Any] | None = None,
     metadata: dict[str, Any] | None = None,
     trees_per_task: int = 1,
+    vector_dtype: str = "float32",
 ) -> AnnoyIndex:
     """Build the trees of one forest in parallel on the Dask workers; write one index file.
 
@@ -392,7 +393,7 @@ def build_index(
     writes the file. The file is equal, byte for byte, to a local build with the same
     arguments::
 
-        idx = AnnoyIndex(f, metric, leaf_size=leaf_size, seed=seed)
+        idx = AnnoyIndex(f, metric, leaf_size=leaf_size, seed=seed, vector_dtype=vector_dtype)
         idx.add_items(np.load(vectors)); idx.set_labels(labels); idx.set_metadata(metadata)
         idx.build(n_trees); idx.save(path)
 
@@ -417,6 +418,8 @@ def build_index(
         JSON-serialisable metadata stored in the file.
     trees_per_task : int, default 1
         Trees built by one task; 1 balances best.
+    vector_dtype : {"float32", "float16"}, default "float32"
+        As ``AnnoyIndex(vector_dtype=...)``: "float16" halves the vectors' bytes.
 
     Returns
     -------
@@ -446,7 +449,7 @@ def build_index(
     """
     dask, _, _ = _import_dask()
     from annoy_adapters import _dask_tidy
-    from annoy_adapters.core import assemble
+    from annoy_adapters.core import AnnoyIndex, assemble
 
     vectors_path = os.fspath(vectors) if isinstance(vectors, (str, os.PathLike)) else None
     if vectors_path is None or not vectors_path.endswith(".npy"):
@@ -464,10 +467,13 @@ def build_index(
         or trees_per_task < 1
     ):
         raise ValueError(f"'trees_per_task' must be a positive int (got {trees_per_task!r})")
+    AnnoyIndex(1, metric, vector_dtype=vector_dtype)  # checks both before any task runs
     tree_ids = list(range(int(n_trees)))
     groups = [tree_ids[i : i + trees_per_task] for i in range(0, len(tree_ids), trees_per_task)]
     task = dask.delayed(_dask_tidy.build_trees_task, pure=True)
-    parts = dask.compute(*[task(vectors_path, metric, group, seed, leaf_size) for group in groups])
+    parts = dask.compute(
+        *[task(vectors_path, metric, group, seed, leaf_size, vector_dtype) for group in groups]
+    )
     return assemble(
         vectors_path,
         metric,
@@ -477,6 +483,7 @@ def build_index(
         leaf_size=leaf_size,
         labels=labels,
         metadata=metadata,
+        vector_dtype=vector_dtype,
     )
 
 

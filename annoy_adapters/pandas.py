@@ -264,8 +264,14 @@ def _check_unique(index: pd.Index) -> None:
     )
 
 
-def _build_index(x: np.ndarray, metric: str, n_trees: int | None, seed: int | None) -> AnnoyIndex:
-    idx = AnnoyIndex(x.shape[1], metric, seed=seed)
+def _build_index(
+    x: np.ndarray,
+    metric: str,
+    n_trees: int | None,
+    seed: int | None,
+    vector_dtype: str = "float32",
+) -> AnnoyIndex:
+    idx = AnnoyIndex(x.shape[1], metric, seed=seed, vector_dtype=vector_dtype)
     idx.add_items(x)
     idx.build(DEFAULT_N_TREES if n_trees is None else n_trees)
     return idx
@@ -370,6 +376,7 @@ class AnnoyDataFrameAccessor:
         n_trees: int | None = None,
         path: str | os.PathLike | None = None,
         seed: int | None = None,
+        vector_dtype: str = "float32",
     ) -> AnnoyIndex:
         """Build an index of the rows, labelled with the frame's index, optionally saved.
 
@@ -384,6 +391,9 @@ class AnnoyDataFrameAccessor:
             Save the index there (atomically); the returned index is then backed by the file.
         seed : int, optional
             Seed for a reproducible build.
+        vector_dtype : {"float32", "float16"}
+            How the index keeps the vectors; "float16" halves their bytes in the file (values
+            rounded to 11 significant bits, within +-65504).
 
         Returns
         -------
@@ -404,7 +414,7 @@ class AnnoyDataFrameAccessor:
         spec = resolve_columns(df, columns)
         x = frame_vectors(df, spec)
         _check_unique(df.index)
-        idx = _build_index(x, metric, n_trees, seed)
+        idx = _build_index(x, metric, n_trees, seed, vector_dtype)
         labels, codec = encode_labels(df.index)
         codec["ends"] = _ends(labels)
         idx.set_labels(labels)

@@ -39,6 +39,8 @@ FULL: dict = {
     "epsilon": [0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4],
     "hnsw_ef_construction": 200,
     "aa_leaf_size": None,
+    # annoy-adapters' vector storage: each dtype is a configuration of its own (trees, cells)
+    "aa_vector_dtypes": ["float32", "float16"],
     "stop_recall": 0.999,
     "max_point_seconds": 120.0,
     "repeats": 1,

@@ -54,6 +54,14 @@ def _metrics(text: str) -> list[str]:
     return names
 
 
+def _dtypes(text: str) -> list[str]:
+    names = [x.strip() for x in text.split(",") if x.strip()]
+    for n in names:
+        if n not in ("float32", "float16"):
+            raise argparse.ArgumentTypeError(f"dtype must be float32 or float16 (got {n!r})")
+    return names
+
+
 def parse_args(argv: list[str] | None = None) -> dict:
     """Parse the command line into a configuration dict (see ``--help``)."""
     p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n")[0])
@@ -74,6 +82,9 @@ def parse_args(argv: list[str] | None = None) -> dict:
     p.add_argument("--ef", type=_ints, help="hnswlib ef sweep")
     p.add_argument("--epsilon", type=_floats, help="pynndescent epsilon sweep")
     p.add_argument("--aa-leaf-size", type=int, help="leaf_size for annoy-adapters")
+    p.add_argument(
+        "--aa-vector-dtypes", type=_dtypes, help="annoy-adapters vector_dtype(s): float32,float16"
+    )
     p.add_argument("--stop-recall", type=float, help="stop a sweep once this recall is reached")
     p.add_argument("--max-point-seconds", type=float, help="stop a sweep after a slower point")
     p.add_argument(
@@ -315,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = parse_args(argv)
     from benchmarks.data import prepare_glove
     from benchmarks.plot import plot_recall_qps, plot_scaling
-    from benchmarks.report import check_targets, markdown_report
+    from benchmarks.report import check_targets, markdown_report, target_scope
     from benchmarks.systems import missing_requirement
 
     t_start = time.perf_counter()
@@ -375,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
     json_path.write_text(json.dumps(results, indent=1, default=str))
     print()
     for t in results["targets"]:
-        print(f"Target {t['target']} [{t['metric']}]: {t['status']}  {t['detail']}")
+        print(f"Target {t['target']} [{target_scope(t)}]: {t['status']}  {t['detail']}")
     _log(f"wrote {json_path}, {md_path}, {png_path} in {results['meta']['elapsed_s']:.0f} s")
     return 0
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from ._errors import IndexFileError
 from ._forest import Forest, ranges
-from ._metrics import Metric
+from ._metrics import Metric, widen
 from ._search import padded_rows
 
 METRICS = ("angular", "euclidean")  # whose scores a matrix product gives (see _cell_scores)
@@ -173,7 +173,7 @@ def build_cells(
     ids = np.flatnonzero(present)
     if metric.name not in METRICS or forest.n_trees == 0 or not len(ids):
         return None
-    x = np.asarray(store[ids], np.float32)
+    x = np.asarray(widen(store[ids]), np.float32)
     if metric.name == "angular":
         x = _unit(x).astype(np.float32)
     xt = np.ascontiguousarray(x.T)
@@ -237,7 +237,7 @@ def probe_candidates(
         lo, hi = ptr[top[0]], ptr[top[0] + 1]
         spans = list(zip(lo.tolist(), hi.tolist(), strict=True))
         q0 = q[0]
-        s = np.concatenate([store[a:z] @ q0 for a, z in spans])
+        s = np.concatenate([widen(store[a:z]) @ q0 for a, z in spans])
         s = _cell_scores(metric, s, np.concatenate([sqnorm[a:z] for a, z in spans]))
         pos = _top(s[None], kk)[0]
         start = np.cumsum(hi - lo) - (hi - lo)  # where each cell's scores begin in s
@@ -253,7 +253,7 @@ def probe_candidates(
     for c in np.flatnonzero(np.diff(bounds)).tolist():  # per cell (~sqrt(n) items), not per item
         qs = qid[bounds[c] : bounds[c + 1]]
         lo, hi = int(ptr[c]), int(ptr[c + 1])
-        s = _cell_scores(metric, q[qs] @ store[lo:hi].T, sqnorm[lo:hi])
+        s = _cell_scores(metric, q[qs] @ widen(store[lo:hi]).T, sqnorm[lo:hi])
         j = _top(s, kk)
         got_q.append(np.repeat(qs, j.shape[1]))
         got_row.append((j + lo).ravel())

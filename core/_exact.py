@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._metrics import Metric
+from ._metrics import Metric, widen
 from ._search import padded_rows
 
 BLOCK = 1 << 13  # items per product: 256 queries x 8,192 float32 scores = 8 MB
@@ -61,7 +61,7 @@ class _Scorer:
         return (ROUNDING * self.q.shape[1] * size).astype(np.float32)
 
     def __call__(self, rows: np.ndarray, ids: np.ndarray, out: np.ndarray) -> np.ndarray:
-        rows = np.asarray(rows, np.float32)
+        rows = np.asarray(widen(rows), np.float32)
         if self.name != "angular":
             sq = self.sqnorm[ids] if self.sqnorm is not None else np.einsum("ij,ij->i", rows, rows)
             top = float(np.sqrt(sq.max(initial=0.0)))

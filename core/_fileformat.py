@@ -3,7 +3,7 @@
 Layout (all little-endian)::
 
     0   8 bytes  magic b"ANNOYADP"
-    8   u32      format version (1)
+    8   u32      format version (3; 4 when the vectors are float16)
     12  u32      reserved (0)
     16  u64      manifest offset (always 64)
     24  u64      manifest length in bytes
@@ -39,9 +39,11 @@ from ._errors import IndexFileError
 
 MAGIC = b"ANNOYADP"
 VERSION = 3
+HALF_VERSION = 4
 # version 1: every index array int64 and normals float32; 2: narrowed arrays; 3: optional cells
-# (vectors stored cell by cell, row r holding item cell_rows[r]), which older readers must refuse
-READABLE = (1, 2, 3)
+# (vectors stored cell by cell, row r holding item cell_rows[r]), which older readers must refuse;
+# 4: float16 vectors (only such files are written as 4, so version-3 readers keep reading the rest)
+READABLE = (1, 2, 3, 4)
 HEADER = struct.Struct("<8sIIQQI28x")
 ALIGN = 64
 MAX_MANIFEST = 1 << 26  # 64 MiB of JSON is far beyond any real index's manifest
@@ -121,7 +123,9 @@ def write(
             break
         table = new
     manifest = json.dumps({**fields, "arrays": table}, sort_keys=True).encode()
-    header = HEADER.pack(MAGIC, VERSION, 0, ALIGN, len(manifest), zlib.crc32(manifest))
+    half = "vectors" in arrays and arrays["vectors"].dtype.str == "<f2"
+    version = HALF_VERSION if half else VERSION
+    header = HEADER.pack(MAGIC, version, 0, ALIGN, len(manifest), zlib.crc32(manifest))
     with replace_atomically(path) as fh:
         fh.write(header)
         fh.write(manifest)

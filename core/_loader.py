@@ -83,7 +83,11 @@ def unpack(m: Mapped, index: AnnoyIndex) -> dict[str, Any]:
     if not isinstance(fields.get("metadata"), dict):
         raise IndexFileError(f"{m.path}: corrupted manifest (metadata is not a dict)")
     width = metric.stored_width(f)
-    store = _array(m, "vectors", metric.stored_dtype().str, (n, width))
+    vectors = m.arrays.get("vectors")
+    half = m.version >= 4 and vectors is not None and vectors.dtype.str == "<f2"
+    if half and metric.is_hamming:
+        raise IndexFileError(f"{m.path}: corrupted (float16 vectors in a hamming index)")
+    store = _array(m, "vectors", "<f2" if half else metric.stored_dtype().str, (n, width))
     present = _array(m, "present", "|u1", (n,))
     if n and present.max() > 1:
         raise IndexFileError(f"{m.path}: corrupted (present flags other than 0/1)")

@@ -30,6 +30,7 @@ class TreePart:
     metric: str
     seed: int
     leaf_size: int
+    vector_dtype: str = "float32"
 
 
 def _vectors(vectors: str | os.PathLike[str] | np.ndarray) -> np.ndarray:
@@ -38,10 +39,14 @@ def _vectors(vectors: str | os.PathLike[str] | np.ndarray) -> np.ndarray:
     return np.asarray(vectors)
 
 
-def _index(x: np.ndarray, metric: str, seed: int | None, leaf_size: int | None) -> AnnoyIndex:
+def _index(
+    x: np.ndarray, metric: str, seed: int | None, leaf_size: int | None, vector_dtype: str
+) -> AnnoyIndex:
     if x.ndim != 2:
         raise ValueError(f"'vectors' must be a 2-D array (got {x.ndim} dimensions)")
-    index = AnnoyIndex(x.shape[1], metric, leaf_size=leaf_size, seed=seed)
+    index = AnnoyIndex(
+        x.shape[1], metric, leaf_size=leaf_size, seed=seed, vector_dtype=vector_dtype
+    )
     index.add_items(x)
     return index
 
@@ -53,6 +58,7 @@ def build_trees(
     *,
     seed: int | None = None,
     leaf_size: int | None = None,
+    vector_dtype: str = "float32",
     progress: Callable[[int, int | None], None] | None = None,
 ) -> TreePart:
     """Build only trees ``tree_ids`` of the forest over all rows of ``vectors`` (items 0..n-1).
@@ -61,7 +67,7 @@ def build_trees(
     Tree ``t`` is the same wherever it is built, so the parts can be joined by :func:`assemble`.
     """
     x = _vectors(vectors)
-    index = _index(x, metric, seed, leaf_size)
+    index = _index(x, metric, seed, leaf_size, vector_dtype)
     ids = np.asarray(tree_ids, dtype=np.int64)
     m = get_metric(metric)
     present = np.arange(index.get_n_items())
@@ -74,7 +80,9 @@ def build_trees(
             progress(done[0], len(ids))
 
     forest = _build_trees(z, m, ids, index.seed, index.leaf_size, progress=tick)
-    return TreePart(ids, forest, len(present), index.f, m.name, index.seed, index.leaf_size)
+    return TreePart(
+        ids, forest, len(present), index.f, m.name, index.seed, index.leaf_size, vector_dtype
+    )
 
 
 def assemble(
@@ -87,20 +95,22 @@ def assemble(
     leaf_size: int | None = None,
     labels: Sequence[Any] | None = None,
     metadata: Mapping[str, Any] | None = None,
+    vector_dtype: str = "float32",
 ) -> AnnoyIndex:
     """Join tree parts into one index file at ``path`` (atomic) and return it loaded.
 
-    The bytes equal those of ``AnnoyIndex(f, metric, leaf_size=, seed=)`` with the same items,
+    The bytes equal those of ``AnnoyIndex(f, metric, leaf_size=, seed=, vector_dtype=)`` with
+    the same items,
     labels and metadata, built with as many trees and saved.
     """
     x = _vectors(vectors)
-    index = _index(x, metric, seed, leaf_size)
-    want = (len(x), index.f, index.metric, index.seed, index.leaf_size)
+    index = _index(x, metric, seed, leaf_size, vector_dtype)
+    want = (len(x), index.f, index.metric, index.seed, index.leaf_size, index.vector_dtype)
     for p in parts:
-        got = (p.n_items, p.f, p.metric, p.seed, p.leaf_size)
+        got = (p.n_items, p.f, p.metric, p.seed, p.leaf_size, p.vector_dtype)
         if got != want:
             raise ValueError(
-                f"'parts' hold a part built with (n, f, metric, seed, leaf_size)="
+                f"'parts' hold a part built with (n, f, metric, seed, leaf_size, vector_dtype)="
                 f"{got}, expected {want}"
             )
     ids = np.concatenate([p.tree_ids for p in parts]) if parts else np.zeros(0, np.int64)

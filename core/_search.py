@@ -25,7 +25,7 @@ import math
 import numpy as np
 
 from ._forest import Forest, ranges
-from ._metrics import Metric
+from ._metrics import Metric, widen
 
 RANK_BUDGET = 1 << 22  # gathered candidate values per ranking block (16 MB of float32)
 SHARE = 0.1  # first guess of the share of a set-aside subtree's items a lower tau brings in
@@ -302,7 +302,7 @@ def rank(
             cc = np.where(valid, c, 0)
             if rows is not None:
                 cc = rows.take(cc)
-            g = vectors.take(cc, axis=0)  # take gathers rows ~3x faster than v[idx]
+            g = widen(vectors.take(cc, axis=0))  # take gathers ~3x faster than v[idx]
             cn = sqnorm[cc] if sqnorm is not None else None
             qb = None if qn is None else qn[lo : lo + step]
             d = metric.rank(q_stored[lo : lo + step], g, qb, cn)
@@ -324,7 +324,7 @@ def rank(
             at = np.where(ok, ids, 0)
             exact = metric.exact(
                 q_stored[lo : lo + step].astype(np.float32),
-                vectors.take(at if rows is None else rows.take(at), axis=0),
+                widen(vectors.take(at if rows is None else rows.take(at), axis=0)),
             )
             dd = np.where(ok, exact, np.inf).astype(np.float32)
         order = np.lexsort((np.where(ids >= 0, ids, np.iinfo(np.int64).max), dd), axis=1)

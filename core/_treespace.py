@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._metrics import Metric, unpack_bits
+from ._metrics import Metric, unpack_bits, widen
 
 BLOCK = 1 << 16  # rows per block when scanning all rows once
 UNIT_CACHE_BYTES = 1 << 30  # largest copy of unit rows kept for a build
@@ -52,7 +52,7 @@ class TreeSpace:
 
     def _raw(self, items: np.ndarray) -> np.ndarray:
         rows = items if self.dense else self.ids[items]
-        return np.take(self.stored, rows, axis=0)
+        return widen(np.take(self.stored, rows, axis=0))
 
     def rows(self, items: np.ndarray) -> np.ndarray:
         """Float32 rows of ``items`` (any shape) in tree space: unit vectors for angular/dot."""

@@ -94,6 +94,17 @@ def test_build_from_npy_and_csv_agree_and_stay_quiet_in_pipes(table, tmp_path):
     np.testing.assert_array_equal(a.query(q, 4)[0], b.query(q, 4)[0])
 
 
+def test_build_with_float16_vectors_and_info_says_so(table, tmp_path):
+    half, single = tmp_path / "half.annoy", tmp_path / "single.annoy"
+    run("build", table["npy"], "-o", half, "--seed", "1", "-q", "--vector-dtype", "float16")
+    run("build", table["npy"], "-o", single, "--seed", "1", "-q")
+    assert half.stat().st_size < single.stat().st_size
+    info = json.loads(run("info", half, "--json").stdout)
+    assert info["vector_dtype"] == "float16"
+    assert json.loads(run("info", single, "--json").stdout)["vector_dtype"] == "float32"
+    assert "vectors         float16" in run("info", half).stdout
+
+
 @pytest.fixture(scope="module")
 def word_index(table) -> str:
     path = f"{table['root']}/words.annoy"

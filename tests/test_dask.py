@@ -198,8 +198,11 @@ def test_replaced_file_is_reopened(client, tmp_path):
     assert not np.array_equal(first["distance"].to_numpy(), second["distance"].to_numpy())
 
 
-@pytest.mark.parametrize("metric", ["angular", "dot"])
-def test_build_index_equals_local_build_byte_for_byte(client, tmp_path, metric):
+@pytest.mark.parametrize(
+    ("metric", "vector_dtype"),
+    [("angular", "float32"), ("dot", "float32"), ("euclidean", "float16")],
+)
+def test_build_index_equals_local_build_byte_for_byte(client, tmp_path, metric, vector_dtype):
     X = _data(500, seed=5)
     vectors = tmp_path / "vectors.npy"
     np.save(vectors, X)
@@ -215,8 +218,9 @@ def test_build_index_equals_local_build_byte_for_byte(client, tmp_path, metric):
         labels=labels,
         metadata=meta,
         trees_per_task=2,
+        vector_dtype=vector_dtype,
     )
-    local = AnnoyIndex(F, metric, seed=11)
+    local = AnnoyIndex(F, metric, seed=11, vector_dtype=vector_dtype)
     local.add_items(X)
     local.set_labels(labels)
     local.set_metadata(meta)
@@ -225,6 +229,7 @@ def test_build_index_equals_local_build_byte_for_byte(client, tmp_path, metric):
 
     assert (tmp_path / "dask.annoy").read_bytes() == (tmp_path / "local.annoy").read_bytes()
     assert built.get_n_trees() == 5 and built.path == os.path.abspath(tmp_path / "dask.annoy")
+    assert built.vector_dtype == vector_dtype
 
 
 def test_argument_errors(tmp_path):
@@ -254,3 +259,5 @@ def test_argument_errors(tmp_path):
         build_index(tmp_path / "v.npy", tmp_path / "o.annoy", n_trees=-1)
     with pytest.raises(TypeError, match=r"'vectors' must be the path of a \.npy file"):
         build_index(X, tmp_path / "o.annoy", n_trees=2)
+    with pytest.raises(ValueError, match="'vector_dtype' must be 'float32' or 'float16'"):
+        build_index(tmp_path / "v.npy", tmp_path / "o.annoy", n_trees=2, vector_dtype="half")

@@ -244,14 +244,14 @@ def test_foreign_newer_and_truncated_files_are_index_file_errors(tmp_path: Path)
     raw, (magic, _version, res, moff, mlen, crc) = _header(path)
     cases = {
         "magic": b"NOTANIDX" + raw[8:],
-        "version": ff.HEADER.pack(magic, 4, res, moff, mlen, crc) + raw[ff.HEADER.size :],
+        "version": ff.HEADER.pack(magic, 5, res, moff, mlen, crc) + raw[ff.HEADER.size :],
         "truncated": raw[: len(raw) // 2],
         "short": raw[:10],
         "manifest": raw[:70] + bytes([raw[70] ^ 1]) + raw[71:],
     }
     messages = {
         "magic": "not an annoy-adapters index",
-        "version": "unsupported format version 4",
+        "version": "unsupported format version 5",
         "truncated": "outside the file",
         "short": "truncated",
         "manifest": "checksum",

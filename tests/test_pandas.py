@@ -225,6 +225,18 @@ def test_neighbors_with_saved_index_equals_fresh_build(df, tmp_path):
     pd.testing.assert_frame_equal(df[df.columns[::-1]].annoy.neighbors(k=K, index=path), fresh)
 
 
+def test_a_float16_index_built_from_the_frame_serves_neighbors_and_query(df, tmp_path):
+    path = tmp_path / "half.annoy"
+    idx = df.annoy.build(n_trees=6, path=path, seed=4, vector_dtype="float16")
+    assert idx.vector_dtype == "float16"
+    rounded = df.astype(np.float16).astype(np.float32)
+    want = rounded.annoy.neighbors(k=K, n_trees=6, seed=4, metric="angular")
+    pd.testing.assert_frame_equal(df.annoy.neighbors(k=K, index=path), want)
+    got = df.annoy.query(df.iloc[:5], k=K, index=path)
+    pd.testing.assert_frame_equal(got, rounded.annoy.query(rounded.iloc[:5], k=K, index=path))
+    assert (got.xs(0, level="rank")["distance"] == 0).all()  # each row finds itself first
+
+
 @pytest.mark.parametrize(
     "index",
     [

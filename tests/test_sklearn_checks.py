@@ -16,6 +16,7 @@ EXPECTED_FAILED_CHECKS: dict[str, str] = {}
         AnnoyTransformer(),
         AnnoyTransformer(metric="cosine", mode="connectivity", n_trees=3),
         AnnoyTransformer(metric="manhattan", n_trees=-1, search_k=50),
+        AnnoyTransformer(metric="euclidean", vector_dtype="float16", probe=2),
     ],
     expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS,
 )

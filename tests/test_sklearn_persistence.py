@@ -203,3 +203,25 @@ def test_no_mmap_objects_on_the_estimator(X, tmp_path):
     est.save(tmp_path / "est.annoy")
     for value in vars(est).values():
         assert not isinstance(value, mmap.mmap)
+
+
+def test_float16_vectors_match_float32_on_rounded_data_and_survive_the_file(X, tmp_path):
+    rounded = X.astype(np.float16).astype(np.float64)
+    est = AnnoyTransformer(n_neighbors=4, vector_dtype="float16", random_state=0).fit(X)
+    ref = AnnoyTransformer(n_neighbors=4, random_state=0).fit(rounded)
+    assert est.index_.vector_dtype == "float16" and ref.index_.vector_dtype == "float32"
+    G = est.fit_transform(X)
+    assert (G.diagonal() == 0).all() and G.getnnz() == 300 * 5  # each sample first, itself
+    _same_graph(G, ref.transform(rounded))
+    # a query row equal to a sample after rounding is that sample, wherever it comes
+    order = np.random.default_rng(1).permutation(300)
+    _same_graph(est.transform(X[order]), G[order])
+    path = tmp_path / "half.annoy"
+    est.save(path)
+    restored = AnnoyTransformer.load(path)
+    assert restored.vector_dtype == "float16" and restored.get_params() == est.get_params()
+    _same_graph(restored.transform(X[:40]), G[:40])
+    with pytest.raises(ValueError, match="vector_dtype='float32' does not match the index"):
+        AnnoyTransformer.load(path, vector_dtype="float32")
+    with pytest.raises(ValueError, match="'vector_dtype' must be 'float32' for hamming"):
+        AnnoyTransformer(metric="hamming", vector_dtype="float16").fit(X)

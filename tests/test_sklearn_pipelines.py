@@ -68,6 +68,24 @@ def test_digits_knn_with_the_cell_scan(digits_split, metric):
     )
 
 
+def test_digits_knn_with_float16_vectors(digits_split):
+    # digits are integers 0..16, exact in float16: the same graph as float32, half the bytes
+    X_train, X_test, y_train, y_test = digits_split
+    pipes = {
+        dtype: make_pipeline(
+            AnnoyTransformer(n_neighbors=5, probe=8, vector_dtype=dtype, random_state=0),
+            KNeighborsClassifier(n_neighbors=5, metric="precomputed"),
+        ).fit(X_train, y_train)
+        for dtype in ("float16", "float32")
+    }
+    half, single = pipes["float16"], pipes["float32"]
+    assert half[0].index_._store.nbytes * 2 == single[0].index_._store.nbytes
+    assert half.score(X_test, y_test) == single.score(X_test, y_test) > 0.95
+    np.testing.assert_array_equal(
+        half[0].transform(X_test).toarray(), single[0].transform(X_test).toarray()
+    )
+
+
 def _cache_entries(location: Path) -> int:
     return len(list(location.rglob("output.pkl")))
 

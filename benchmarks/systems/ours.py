@@ -24,10 +24,16 @@ class AnnoyAdaptersSystem(System):
 
     def variants(self, cfg: dict) -> list[dict]:
         leaf = cfg.get("aa_leaf_size")
-        trees = [{"n_trees": t, "leaf_size": leaf} for t in cfg["n_trees"]]
-        if not cfg.get("probe"):
-            return trees
-        return [*trees, {"n_trees": min(cfg["n_trees"]), "leaf_size": leaf, "probe": True}]
+        out = []
+        for dtype in cfg.get("aa_vector_dtypes") or ["float32"]:
+            # float32 variants carry no key, so their labels and cached indexes stay as they were
+            extra = {} if dtype == "float32" else {"vector_dtype": dtype}
+            out += [{"n_trees": t, "leaf_size": leaf, **extra} for t in cfg["n_trees"]]
+            if cfg.get("probe"):
+                out.append(
+                    {"n_trees": min(cfg["n_trees"]), "leaf_size": leaf, "probe": True, **extra}
+                )
+        return out
 
     def sweep(self, cfg: dict, variant: dict, mode: str) -> list[Any]:
         if variant.get("probe"):
@@ -45,9 +51,10 @@ class AnnoyAdaptersSystem(System):
 
     def label(self, variant: dict, mode: str) -> str:
         how = "batch query" if mode == BATCH else "get_nns_by_vector"
+        half = " float16" if variant.get("vector_dtype") == "float16" else ""
         if variant.get("probe"):
-            return f"annoy-adapters {how} probe (cells; {variant['n_trees']}-tree file)"
-        return f"annoy-adapters {how} {variant['n_trees']} trees"
+            return f"annoy-adapters{half} {how} probe (cells; {variant['n_trees']}-tree file)"
+        return f"annoy-adapters{half} {how} {variant['n_trees']} trees"
 
     def warmup(self, metric: str, threads: int, variant: dict) -> None:
         X = np.random.default_rng(0).standard_normal((500, 8)).astype(np.float32)
@@ -59,6 +66,8 @@ class AnnoyAdaptersSystem(System):
         kwargs = {}
         if variant.get("leaf_size"):
             kwargs["leaf_size"] = variant["leaf_size"]
+        if variant.get("vector_dtype"):
+            kwargs["vector_dtype"] = variant["vector_dtype"]
         index = AnnoyIndex(X.shape[1], metric, seed=seed, **kwargs)
         t0 = time.perf_counter()
         index.add_items(X)
