@@ -103,7 +103,7 @@ class AnnoyTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
     vector_dtype : {'float32', 'float16'}, default='float32'
         How the index keeps the samples. 'float16' halves their bytes in memory and in the
         saved file, rounding each value to 11 significant bits (values must lie within
-        +-65504); batch searches cost about the same. Not for 'hamming'.
+        +-65504); searches run at about 0.75x of float32's speed. Not for 'hamming'.
 
     n_jobs : int, default=None
         Number of threads used to build the trees and to search. ``None`` means 1, ``-1``
