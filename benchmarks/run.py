@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
 
@@ -38,28 +39,25 @@ def _floats(text: str) -> list[float]:
     return [float(x) for x in text.split(",") if x.strip()]
 
 
-def _names(text: str) -> list[str]:
-    names = [x.strip() for x in text.split(",") if x.strip()]
-    bad = [n for n in names if n not in ALL_SYSTEMS]
-    if bad:
-        raise argparse.ArgumentTypeError(f"unknown system {bad[0]!r}; known: {ALL_SYSTEMS}")
-    return names
+def _comma_list(allowed: Sequence[str], error: str) -> Callable[[str], list[str]]:
+    """Parser of a comma list of names from ``allowed``; ``error`` formats the first other one
+    (``{bad}``, ``{allowed}``)."""
+
+    def parse(text: str) -> list[str]:
+        names = [x.strip() for x in text.split(",") if x.strip()]
+        bad = [n for n in names if n not in allowed]
+        if bad:
+            raise argparse.ArgumentTypeError(error.format(bad=bad[0], allowed=allowed))
+        return names
+
+    return parse
 
 
-def _metrics(text: str) -> list[str]:
-    names = [x.strip() for x in text.split(",") if x.strip()]
-    for n in names:
-        if n not in ("angular", "euclidean"):
-            raise argparse.ArgumentTypeError(f"metric must be angular or euclidean (got {n!r})")
-    return names
-
-
-def _dtypes(text: str) -> list[str]:
-    names = [x.strip() for x in text.split(",") if x.strip()]
-    for n in names:
-        if n not in ("float32", "float16"):
-            raise argparse.ArgumentTypeError(f"dtype must be float32 or float16 (got {n!r})")
-    return names
+_names = _comma_list(ALL_SYSTEMS, "unknown system {bad!r}; known: {allowed}")
+_metrics = _comma_list(
+    ("angular", "euclidean"), "metric must be angular or euclidean (got {bad!r})"
+)
+_dtypes = _comma_list(("float32", "float16"), "dtype must be float32 or float16 (got {bad!r})")
 
 
 def parse_args(argv: list[str] | None = None) -> dict:

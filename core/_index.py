@@ -28,7 +28,6 @@ from ._metrics import (
     HALF_MAX,
     VECTOR_DTYPES,
     Metric,
-    as_single,
     get_metric,
     vector_dtype_name,
     widen,
@@ -39,7 +38,7 @@ from ._treespace import TreeSpace
 
 DEFAULT_SEED = 1234567890987654321 % (1 << 63)
 EXACT_MIN = 4096  # below this many items, every item is ranked directly (exact ties by id)
-SQNORM_BLOCK = 1 << 16  # float16 rows widened at a time for their squared norms
+SQNORM_BLOCK = 1 << 16  # rows per block of squared norms (float16 ones widened per block)
 QUERY_CHUNK = 256  # queries searched together: large enough to vectorize, small enough for cache
 FIRST_CUT_QUANTILE = 0.2  # first threshold: this quantile of earlier cuts (a little low: one pass)
 
@@ -375,12 +374,10 @@ class AnnoyIndex:
     def _compute_sqnorm(self, store: np.ndarray) -> np.ndarray | None:
         if not self._metric.needs_sqnorm:
             return None
-        if store.dtype != np.float16:
-            return np.einsum("ij,ij->i", store, store, dtype=np.float32)
         out = np.empty(len(store), np.float32)
-        for lo in range(0, len(store), SQNORM_BLOCK):  # widened a block at a time
-            x = as_single(store[lo : lo + SQNORM_BLOCK])
-            out[lo : lo + len(x)] = np.einsum("ij,ij->i", x, x)
+        for lo in range(0, len(store), SQNORM_BLOCK):  # float16 is widened a block at a time
+            x = widen(store[lo : lo + SQNORM_BLOCK])
+            out[lo : lo + len(x)] = np.einsum("ij,ij->i", x, x, dtype=np.float32)
         return out
 
     def unbuild(self) -> bool:
