@@ -24,6 +24,7 @@ SAMPLE = 64  # items per node that two-means looks at
 STEPS = 8  # Lloyd steps of two-means
 ATTEMPTS = 3  # annoy's retries of an unbalanced split
 BLOCK = 1 << 18  # rows per vectorized block, bounds temporary memory (~BLOCK * dim * 4 bytes)
+SCAN_SHARE = 0.3  # margins by a scan of all rows while this share of the chunk's items is open
 TARGET_ROWS = 1 << 21  # rows per chunk of trees: enough work per array op to hide Python
 
 # hash "purposes", so different draws of one node never collide
@@ -94,28 +95,66 @@ class _Chunk:
         normals = np.zeros((len(nodes), 0), np.float32)
         return normals, best.astype(np.float32)
 
+    def _members(self, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each item of ``nodes`` in node order: its node (index into ``nodes``) and its id."""
+        pos = _ranges(self.start[nodes], self.len[nodes])
+        return np.repeat(np.arange(len(nodes)), self.len[nodes]), self.perm[pos]
+
     def _sides(
-        self, nodes: np.ndarray, normals: np.ndarray, offsets: np.ndarray
+        self,
+        nodes: np.ndarray,
+        members: tuple[np.ndarray, np.ndarray],
+        normals: np.ndarray,
+        offsets: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Side (0/1) of every item of ``nodes``, in node order, and the count on side 1."""
-        pos = _ranges(self.start[nodes], self.len[nodes])
-        owner = np.repeat(np.arange(len(nodes)), self.len[nodes])
-        side = np.empty(len(pos), bool)
-        items = self.perm[pos]
-        for b in range(0, len(pos), BLOCK):
-            sl = slice(b, b + BLOCK)
-            # np.take gathers rows several times faster than fancy indexing
-            o = owner[sl]
-            m = self.z.margins(items[sl], np.take(normals, o, axis=0), offsets[o])
-            side[sl] = m > 0
-            if not self.metric.is_hamming:
-                tie = np.flatnonzero(m == 0)
-                if len(tie):  # annoy flips a coin on the plane
-                    nodes_t = nodes[o[tie]]
-                    flip = self._key(nodes_t, _FLIP, items[sl][tie]) & np.uint64(1)
-                    side[sl][tie] = flip.astype(bool)
+        owner, items = members
+        if self.z.scannable and len(items) >= SCAN_SHARE * len(self.perm):
+            m = self._scan_margins(nodes, owner, items, normals, offsets)
+        else:
+            m = np.empty(len(items), np.float32)
+            for b in range(0, len(items), BLOCK):
+                sl = slice(b, b + BLOCK)
+                # np.take gathers rows several times faster than fancy indexing
+                o = owner[sl]
+                m[sl] = self.z.margins(items[sl], np.take(normals, o, axis=0), offsets[o])
+        side = m > 0
+        if not self.metric.is_hamming:
+            tie = np.flatnonzero(m == 0)
+            if len(tie):  # annoy flips a coin on the plane
+                flip = self._key(nodes[owner[tie]], _FLIP, items[tie]) & np.uint64(1)
+                side[tie] = flip.astype(bool)
         ones = np.bincount(owner, weights=side, minlength=len(nodes)).astype(np.int64)
         return side, ones
+
+    def _scan_margins(
+        self,
+        nodes: np.ndarray,
+        owner: np.ndarray,
+        items: np.ndarray,
+        normals: np.ndarray,
+        offsets: np.ndarray,
+    ) -> np.ndarray:
+        """Margins of ``items`` (node order) computed in item order, reading rows in place.
+
+        While most items are still in open nodes, scanning the rows in storage order and
+        gathering each one's small plane beats gathering every item's row (that gather was the
+        build's largest cost); items already in leaves meet a zero plane and are dropped.
+        """
+        n, z = len(self.z), self.z
+        where = self.tree[nodes][owner] * n + items  # (tree, item) -> flat slot
+        plane = np.full(len(self.trees) * n, len(nodes), np.int64)  # len(nodes): the zero plane
+        plane[where] = owner
+        normals = np.concatenate([normals, np.zeros((1, normals.shape[1]), np.float32)])
+        offsets = np.append(offsets, np.float32(0))
+        m = np.empty(len(plane), np.float32)
+        for lo in range(0, n, BLOCK):
+            x = z.block(lo, min(lo + BLOCK, n))
+            for t in range(len(self.trees)):  # the chunk's trees share each block of rows
+                sl = slice(t * n + lo, t * n + lo + len(x))
+                o = plane[sl]
+                m[sl] = z.block_margins(x, lo, np.take(normals, o, axis=0), offsets[o])
+        return m[where]
 
     def _random_sides(self, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Balanced random sides for nodes no plane could split (e.g. duplicate points)."""
@@ -127,7 +166,9 @@ class _Chunk:
             np.repeat(np.arange(len(nodes)), ln), weights=side, minlength=len(nodes)
         ).astype(np.int64)
 
-    def _split(self, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def _split(
+        self, nodes: np.ndarray, members: tuple[np.ndarray, np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         dim = self.z.dim
         normals = np.zeros((len(nodes), dim), np.float32)
         offsets = np.zeros(len(nodes), np.float32)
@@ -140,7 +181,8 @@ class _Chunk:
                 break
             make = self._hamming_dim if self.metric.is_hamming else self._two_means
             nv, no = make(nodes[todo], attempt)
-            s, o = self._sides(nodes[todo], nv, no)
+            at = members if attempt == 0 else self._members(nodes[todo])  # retries: a few nodes
+            s, o = self._sides(nodes[todo], at, nv, no)
             normals[todo], offsets[todo], ones[todo] = nv, no, o
             side[_ranges(item_base[todo], self.len[nodes[todo]])] = s
             ln = self.len[nodes[todo]]
@@ -173,20 +215,18 @@ class _Chunk:
         act = np.flatnonzero(~is_leaf)
         if not len(act):
             return False
-        normals, offsets, side, ones = self._split(act)
+        members = owner, items = self._members(act)
+        normals, offsets, side, ones = self._split(act, members)
         start, ln = self.start[act], self.len[act]
-        # stable partition inside each node: side-0 items first
-        pos = _ranges(start, ln)
-        owner = np.repeat(np.arange(len(act)), ln)
+        # stable partition inside each node, side-0 items first: of the items before this one
+        # (all nodes), c1 lie on side 1 and i - c1 on side 0; shift0/shift1 take off those of
+        # earlier nodes and add the node's start, so each item needs one gather per side
         zeros = ln - ones
-        c0 = np.cumsum(~side) - ~side  # zeros before this item (global)
         c1 = np.cumsum(side) - side
-        base0 = np.concatenate([[0], np.cumsum(zeros)[:-1]])
-        base1 = np.concatenate([[0], np.cumsum(ones)[:-1]])
-        new = np.where(
-            side, start[owner] + zeros[owner] + c1 - base1[owner], start[owner] + c0 - base0[owner]
-        )
-        self.perm[new] = self.perm[pos]
+        shift0 = start - (np.cumsum(zeros) - zeros)
+        shift1 = start + zeros - (np.cumsum(ones) - ones)
+        new = np.where(side, c1 + shift1[owner], np.arange(len(side)) - c1 + shift0[owner])
+        self.perm[new] = items
         ids = self.n_splits + np.arange(len(act))
         self.splits.append(
             dict(

@@ -83,6 +83,27 @@ class TreeSpace:
         x = self._raw(items)
         if self.metric.is_hamming:
             return self.bits(items, offsets.astype(np.int64), x).astype(np.float32)
+        return self._margins(x, items, normals, offsets)
+
+    @property
+    def scannable(self) -> bool:
+        """Whether :meth:`block` can read rows in item order (float rows, items = stored rows)."""
+        return self.dense and not self.metric.is_hamming
+
+    def block(self, lo: int, hi: int) -> np.ndarray:
+        """Float32 rows of items ``lo..hi-1`` read in place (no gather), for a scan of all rows."""
+        return np.ascontiguousarray(widen(self.stored[lo:hi]), dtype=np.float32)
+
+    def block_margins(
+        self, x: np.ndarray, lo: int, normals: np.ndarray, offsets: np.ndarray
+    ) -> np.ndarray:
+        """:meth:`margins` of the rows ``x = block(lo, lo + len(x))``, with the same arithmetic."""
+        return self._margins(x, np.arange(lo, lo + len(x)), normals, offsets)
+
+    def _margins(
+        self, x: np.ndarray, items: np.ndarray, normals: np.ndarray, offsets: np.ndarray
+    ) -> np.ndarray:
+        # one einsum call shape for every path, so a margin has the same bits however it is read
         m = np.einsum("ij,ij->i", x, normals[:, : self.f], dtype=np.float32)
         if self.metric.name == "dot":
             m += normals[:, self.f] * self.extra[items]

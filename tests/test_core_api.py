@@ -169,6 +169,42 @@ def test_same_bytes_with_and_without_the_unit_row_cache(tmp_path, monkeypatch, m
     assert blobs[0] == blobs[1]
 
 
+@pytest.mark.parametrize(
+    ("metric", "vector_dtype", "unit_cache"),
+    [(m, "float32", True) for m in ("angular", "euclidean", "manhattan", "dot")]
+    + [("euclidean", "float16", True), ("angular", "float16", False)],
+)
+def test_same_bytes_whether_margins_are_scanned_or_gathered(
+    tmp_path, monkeypatch, metric, vector_dtype, unit_cache
+) -> None:
+    """The build reads all rows in place while most items are open and gathers the open
+    items' rows later; both must split every node alike (tree parts built apart,
+    as the Dask build does, take the two paths at different levels)."""
+    import annoy_adapters.core._build as build
+    import annoy_adapters.core._treespace as treespace
+
+    if not unit_cache:  # float16 rows then stay half and are widened at every read
+        monkeypatch.setattr(treespace, "UNIT_CACHE_BYTES", 0)
+    scans = []
+    scan = build._Chunk._scan_margins
+    monkeypatch.setattr(
+        build._Chunk, "_scan_margins", lambda self, *a: scans.append(1) or scan(self, *a)
+    )
+    x = data_for(metric, 3000, 8)
+    x[:10] = x[10]  # duplicates: zero margins and random sides on both paths
+    blobs = []
+    for share in (0.0, 2.0):  # scan at every level, then never
+        monkeypatch.setattr(build, "SCAN_SHARE", share)
+        index = AnnoyIndex(8, metric, seed=7, vector_dtype=vector_dtype)
+        index.add_items(x)
+        index.build(6)
+        index.save(tmp_path / f"{share}.idx")
+        blobs.append((tmp_path / f"{share}.idx").read_bytes())
+        assert bool(scans) == (share == 0.0)
+        scans.clear()
+    assert blobs[0] == blobs[1]
+
+
 def test_n_trees_minus_one_adds_trees_until_twice_the_items() -> None:
     index = AnnoyIndex(8, "angular", leaf_size=16)
     index.add_items(data_for("angular", 2000, 8))
