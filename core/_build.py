@@ -23,7 +23,8 @@ from ._treespace import TreeSpace
 SAMPLE = 64  # items per node that two-means looks at
 STEPS = 8  # Lloyd steps of two-means
 ATTEMPTS = 3  # annoy's retries of an unbalanced split
-BLOCK = 1 << 18  # rows per vectorized block, bounds temporary memory (~BLOCK * dim * 4 bytes)
+BLOCK = 1 << 14  # rows per vectorized block: its temporaries (~BLOCK * dim * 4 bytes) stay in cache
+MEANS_BLOCK = 256  # nodes per two-means block: its samples (~3 MB for GloVe) stay in cache
 SCAN_SHARE = 0.3  # margins by a scan of all rows while this share of the chunk's items is open
 TARGET_ROWS = 1 << 21  # rows per chunk of trees: enough work per array op to hide Python
 
@@ -59,11 +60,17 @@ class _Chunk:
         z, start, ln = self.z, self.start[nodes], self.len[nodes]
         i0 = rng.below(self._key(nodes, _INIT, attempt, 0), ln)
         i1 = (i0 + 1 + rng.below(self._key(nodes, _INIT, attempt, 1), ln - 1)) % ln
-        p = z.rows(self.perm[start + i0])
-        q = z.rows(self.perm[start + i1])
         j = np.arange(SAMPLE, dtype=np.uint64)[None, :]
         pos = rng.below(self._key(nodes[:, None], _SAMPLE_P, attempt, j), ln[:, None])
-        s = z.rows(self.perm[start[:, None] + pos])  # (A, SAMPLE, d)
+        p = z.rows(self.perm[start + i0])
+        q = z.rows(self.perm[start + i1])
+        for lo in range(0, len(nodes), MEANS_BLOCK):  # a block's samples stay in cache
+            b = slice(lo, lo + MEANS_BLOCK)
+            p[b], q[b] = self._lloyd(z.rows(self.perm[start[b, None] + pos[b]]), p[b], q[b])
+        return self.metric.plane(p, q)
+
+    def _lloyd(self, s: np.ndarray, p: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Two-means steps on each node's samples ``s`` (A, SAMPLE, d) from centroids p, q."""
         total = s.sum(axis=1)
         for _ in range(STEPS):
             if self.metric.name == "manhattan":
@@ -77,7 +84,7 @@ class _Chunk:
             sum_p = np.einsum("asd,as->ad", s, to_p.astype(np.float32))
             p = (p + sum_p) / (1 + n_p)
             q = (q + total - sum_p) / (1 + SAMPLE - n_p)
-        return self.metric.plane(p, q)
+        return p, q
 
     def _hamming_dim(self, nodes: np.ndarray, attempt: int) -> tuple[np.ndarray, np.ndarray]:
         """Annoy's hamming split: a random bit; here the most balanced of a few random bits."""

@@ -98,10 +98,10 @@ class TreeSpace:
         self, x: np.ndarray, lo: int, normals: np.ndarray, offsets: np.ndarray
     ) -> np.ndarray:
         """:meth:`margins` of the rows ``x = block(lo, lo + len(x))``, with the same arithmetic."""
-        return self._margins(x, np.arange(lo, lo + len(x)), normals, offsets)
+        return self._margins(x, slice(lo, lo + len(x)), normals, offsets)
 
     def _margins(
-        self, x: np.ndarray, items: np.ndarray, normals: np.ndarray, offsets: np.ndarray
+        self, x: np.ndarray, items: np.ndarray | slice, normals: np.ndarray, offsets: np.ndarray
     ) -> np.ndarray:
         # one einsum call shape for every path, so a margin has the same bits however it is read
         m = np.einsum("ij,ij->i", x, normals[:, : self.f], dtype=np.float32)
