@@ -167,6 +167,25 @@ def _nearest(metric: Metric, x: np.ndarray, cent: np.ndarray) -> np.ndarray:
     )
 
 
+def _count(cell: np.ndarray) -> int:
+    return int(cell.max(initial=-1)) + 1
+
+
+def _assign(metric: Metric, x: np.ndarray, cent: np.ndarray) -> np.ndarray:
+    """Cell of each row: its nearest centroid, renumbered so that no cell is empty."""
+    return np.unique(_nearest(metric, x, cent), return_inverse=True)[1]
+
+
+def _kmeans(
+    metric: Metric, x: np.ndarray, cell: np.ndarray, rounds: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``rounds`` Lloyd rounds from the labels ``cell``: the last labels and their centroids."""
+    xt = np.ascontiguousarray(x.T)
+    for _ in range(rounds):
+        cell = _assign(metric, x, _centroids(metric, xt, cell, _count(cell)))
+    return cell, _centroids(metric, xt, cell, _count(cell))
+
+
 def build_cells(
     metric: Metric, store: np.ndarray, present: np.ndarray, forest: Forest
 ) -> Cells | None:
@@ -182,18 +201,10 @@ def build_cells(
     _, cell = np.unique(_tree_cut(forest, len(store), cap)[ids], return_inverse=True)
     # the rounds move centroids, which an evenly spaced sample places as well as all items
     # do, at a fraction of the products (a full round was ~80% of the cells' time)
-    stride = max(1, len(ids) // (PER_CELL * (int(cell.max(initial=-1)) + 1)))
-    xs, cell = x[::stride], cell[::stride]
-    xst = np.ascontiguousarray(xs.T)
-    for _ in range(ROUNDS):
-        cent = _centroids(metric, xst, cell, int(cell.max(initial=-1)) + 1)
-        _, cell = np.unique(_nearest(metric, xs, cent), return_inverse=True)  # drop empty cells
-    cent = _centroids(metric, xst, cell, int(cell.max(initial=-1)) + 1)
-    xt = np.ascontiguousarray(x.T)
-    for _ in range(FULL_ROUNDS + 1):
-        _, cell = np.unique(_nearest(metric, x, cent), return_inverse=True)
-        nc = int(cell.max(initial=-1)) + 1
-        cent = _centroids(metric, xt, cell, nc)
+    stride = max(1, len(ids) // (PER_CELL * _count(cell)))
+    _, cent = _kmeans(metric, x[::stride], cell[::stride], ROUNDS)
+    cell, cent = _kmeans(metric, x, _assign(metric, x, cent), FULL_ROUNDS)
+    nc = len(cent)
     order = np.argsort(cell, kind="stable")
     holes = np.flatnonzero(~present)
     ptr = np.concatenate([[0], np.cumsum(np.bincount(cell, minlength=nc))]).astype(np.int64)

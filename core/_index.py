@@ -29,6 +29,7 @@ from ._metrics import (
     VECTOR_DTYPES,
     Metric,
     get_metric,
+    squared_norms,
     vector_dtype_name,
     widen,
 )
@@ -38,7 +39,6 @@ from ._treespace import TreeSpace
 
 DEFAULT_SEED = 1234567890987654321 % (1 << 63)
 EXACT_MIN = 4096  # below this many items, every item is ranked directly (exact ties by id)
-SQNORM_BLOCK = 1 << 16  # rows per block of squared norms (float16 ones widened per block)
 QUERY_CHUNK = 256  # queries searched together: large enough to vectorize, small enough for cache
 FIRST_CUT_QUANTILE = 0.2  # first threshold: this quantile of earlier cuts (a little low: one pass)
 
@@ -372,13 +372,7 @@ class AnnoyIndex:
         return 0 if self._cells is None else self._cells.n_cells
 
     def _compute_sqnorm(self, store: np.ndarray) -> np.ndarray | None:
-        if not self._metric.needs_sqnorm:
-            return None
-        out = np.empty(len(store), np.float32)
-        for lo in range(0, len(store), SQNORM_BLOCK):  # float16 is widened a block at a time
-            x = widen(store[lo : lo + SQNORM_BLOCK])
-            out[lo : lo + len(x)] = np.einsum("ij,ij->i", x, x, dtype=np.float32)
-        return out
+        return squared_norms(store) if self._metric.needs_sqnorm else None
 
     def unbuild(self) -> bool:
         """Drop the trees so items can be added again."""

@@ -26,6 +26,9 @@ VECTOR_DTYPES = {"float32": np.dtype("<f4"), "float16": np.dtype("<f2")}
 HALF_MAX = float(np.finfo(np.float16).max)
 
 
+NORM_BLOCK = 1 << 16  # rows per block of squared_norms()
+
+
 def vector_dtype_name(dtype: np.dtype) -> str:
     """``"float16"`` for half-precision stores, else ``"float32"`` (hamming's bits included)."""
     return "float16" if dtype == np.float16 else "float32"
@@ -41,6 +44,22 @@ def as_single(a: np.ndarray) -> np.ndarray:
 def widen(a: np.ndarray) -> np.ndarray:
     """Float16 stored rows as float32; any other rows (float32, hamming's words) unchanged."""
     return as_single(a) if a.dtype == np.float16 else a
+
+
+def squared_norms(store: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+    """Float32 squared norms of ``store[rows]`` (every row if None), a block of rows at a time
+    (float16 rows are widened per block, not all at once)."""
+    n = len(store) if rows is None else len(rows)
+    out = np.empty(n, np.float32)
+    for lo in range(0, n, NORM_BLOCK):
+        block = (
+            store[lo : lo + NORM_BLOCK]
+            if rows is None
+            else store.take(rows[lo : lo + NORM_BLOCK], axis=0)
+        )
+        x = widen(block)
+        out[lo : lo + len(x)] = np.einsum("ij,ij->i", x, x, dtype=np.float32)
+    return out
 
 
 def words_for_bits(f: int) -> int:

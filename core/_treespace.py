@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._metrics import Metric, unpack_bits, widen
+from ._metrics import Metric, squared_norms, unpack_bits, widen
 
 BLOCK = 1 << 16  # rows per block when scanning all rows once
 UNIT_CACHE_BYTES = 1 << 30  # largest copy of unit rows kept for a build
@@ -31,19 +31,7 @@ class TreeSpace:
         self.dim = 0 if metric.is_hamming else (f + 1 if metric.name == "dot" else f)
         self.extra = None
         if metric.name == "dot":  # Bachrach et al.: sqrt(M^2 - |x|^2) makes dot order angular
-            sq = (
-                np.concatenate(
-                    [
-                        np.einsum(
-                            "ij,ij->i",
-                            *(2 * [np.asarray(self._raw(np.arange(lo, hi)), np.float32)]),
-                        )
-                        for lo, hi in _blocks(len(self.ids))
-                    ]
-                )
-                if len(self.ids)
-                else np.zeros(0, np.float32)
-            )
+            sq = squared_norms(self.stored, None if self.dense else self.ids)
             self.extra = np.sqrt(np.maximum(sq.max(initial=0.0) - sq, 0.0)).astype(np.float32)
         self.unit = None
         if metric.name in ("angular", "dot") and len(self.ids) * self.dim * 4 <= UNIT_CACHE_BYTES:
