@@ -12,6 +12,7 @@ are contiguous), instead of gathering scattered rows as tree candidates need.
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -158,39 +159,41 @@ def _centroid_scores(metric: Metric, q: np.ndarray, cent: np.ndarray) -> np.ndar
     return s
 
 
-def _nearest(metric: Metric, x: np.ndarray, cent: np.ndarray) -> np.ndarray:
-    return np.concatenate(
-        [
-            np.argmax(_centroid_scores(metric, x[lo : lo + BLOCK], cent), axis=1)
-            for lo in range(0, len(x), BLOCK)
-        ]
-    )
+def _nearest(metric: Metric, x: np.ndarray, cent: np.ndarray, n_jobs: int) -> np.ndarray:
+    def block(lo: int) -> np.ndarray:
+        return np.argmax(_centroid_scores(metric, x[lo : lo + BLOCK], cent), axis=1)
+
+    starts = range(0, len(x), BLOCK)
+    if n_jobs == 1 or len(starts) == 1:
+        return np.concatenate([block(lo) for lo in starts])
+    with ThreadPoolExecutor(max_workers=n_jobs) as pool:  # BLAS lets go of the GIL
+        return np.concatenate(list(pool.map(block, starts)))
 
 
 def _count(cell: np.ndarray) -> int:
     return int(cell.max(initial=-1)) + 1
 
 
-def _assign(metric: Metric, x: np.ndarray, cent: np.ndarray) -> np.ndarray:
+def _assign(metric: Metric, x: np.ndarray, cent: np.ndarray, n_jobs: int) -> np.ndarray:
     """Cell of each row: its nearest centroid, renumbered so that no cell is empty."""
-    return np.unique(_nearest(metric, x, cent), return_inverse=True)[1]
+    return np.unique(_nearest(metric, x, cent, n_jobs), return_inverse=True)[1]
 
 
 def _kmeans(
-    metric: Metric, x: np.ndarray, cell: np.ndarray, rounds: int
+    metric: Metric, x: np.ndarray, cell: np.ndarray, rounds: int, n_jobs: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """``rounds`` Lloyd rounds from the labels ``cell``: the last labels and their centroids."""
     xt = np.ascontiguousarray(x.T)
     for _ in range(rounds):
-        cell = _assign(metric, x, _centroids(metric, xt, cell, _count(cell)))
+        cell = _assign(metric, x, _centroids(metric, xt, cell, _count(cell)), n_jobs)
     return cell, _centroids(metric, xt, cell, _count(cell))
 
 
 def build_cells(
-    metric: Metric, store: np.ndarray, present: np.ndarray, forest: Forest
+    metric: Metric, store: np.ndarray, present: np.ndarray, forest: Forest, n_jobs: int = 1
 ) -> Cells | None:
     """Cells of the present items (``store`` by id); None for other metrics, no trees or
-    no items."""
+    no items.  The nearest-centroid passes run on ``n_jobs`` threads (same cells for any)."""
     ids = np.flatnonzero(present)
     if metric.name not in METRICS or forest.n_trees == 0 or not len(ids):
         return None
@@ -202,8 +205,8 @@ def build_cells(
     # the rounds move centroids, which an evenly spaced sample places as well as all items
     # do, at a fraction of the products (a full round was ~80% of the cells' time)
     stride = max(1, len(ids) // (PER_CELL * _count(cell)))
-    _, cent = _kmeans(metric, x[::stride], cell[::stride], ROUNDS)
-    cell, cent = _kmeans(metric, x, _assign(metric, x, cent), FULL_ROUNDS)
+    _, cent = _kmeans(metric, x[::stride], cell[::stride], ROUNDS, n_jobs)
+    cell, cent = _kmeans(metric, x, _assign(metric, x, cent, n_jobs), FULL_ROUNDS, n_jobs)
     nc = len(cent)
     order = np.argsort(cell, kind="stable")
     holes = np.flatnonzero(~present)

@@ -205,6 +205,52 @@ def test_same_bytes_whether_margins_are_scanned_or_gathered(
     assert blobs[0] == blobs[1]
 
 
+@pytest.mark.parametrize("metric", ["angular", "euclidean"])
+def test_same_cells_whatever_n_jobs_across_assignment_blocks(
+    tmp_path, monkeypatch, metric
+) -> None:
+    """The cells' nearest-centroid passes run block by block on ``n_jobs`` threads."""
+    import annoy_adapters.core._cells as cells
+
+    monkeypatch.setattr(cells, "BLOCK", 256)  # 12 blocks, so both threads get some
+    x = data_for(metric, 3000, 8)
+    blobs = []
+    for n_jobs in (1, 2):
+        index = AnnoyIndex(8, metric, seed=7)
+        index.add_items(x)
+        index.build(4, n_jobs=n_jobs)
+        assert index.get_n_cells() > 1
+        index.save(tmp_path / f"{n_jobs}.idx")
+        blobs.append((tmp_path / f"{n_jobs}.idx").read_bytes())
+    assert blobs[0] == blobs[1]
+
+
+def _mean_leaf_depth(index: AnnoyIndex) -> float:
+    """Average depth of the items' leaves over all trees (root: 0)."""
+    forest = index._forest
+    sizes = np.diff(np.asarray(forest.leaf_ptr))
+    refs, depth, total = np.asarray(forest.roots), 0, 0
+    while len(refs):
+        total += depth * sizes[-1 - refs[refs < 0]].sum()
+        refs = np.asarray(forest.children)[refs[refs >= 0]].ravel()
+        depth += 1
+    return total / sizes.sum()
+
+
+@pytest.mark.parametrize("metric", ["angular", "euclidean", "manhattan", "dot"])
+def test_two_means_weighs_by_count_so_trees_stay_shallow(metric: str) -> None:
+    """Annoy weighs a centroid's distance by its count, which balances the splits.  On data
+    with heavy-tailed norms plain two-means cuts off a few far points at a time: without the
+    weights these trees are 18-19 levels deep on average (euclidean, manhattan, dot)."""
+    rng = np.random.default_rng(0)
+    n = 20_000
+    x = rng.standard_normal((n, 16)) * np.exp(rng.standard_normal((n, 1)))
+    index = AnnoyIndex(16, metric, seed=0, leaf_size=18)
+    index.add_items(x.astype(np.float32))
+    index.build(4, cells=False)
+    assert _mean_leaf_depth(index) < math.log2(n / 18) + 3.5  # 10.1 for a perfect split
+
+
 def test_n_trees_minus_one_adds_trees_until_twice_the_items() -> None:
     index = AnnoyIndex(8, "angular", leaf_size=16)
     index.add_items(data_for("angular", 2000, 8))
