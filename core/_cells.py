@@ -26,7 +26,7 @@ METRICS = ("angular", "euclidean")  # whose scores a matrix product gives (see _
 ROUNDS = 6  # Lloyd rounds after the tree's partition; recall gains little beyond
 PER_CELL = 160  # items per cell the first Lloyd rounds look at
 FULL_ROUNDS = 1  # rounds over all items after those
-BLOCK = 1 << 14  # items per product when assigning items to centroids
+BLOCK = 1 << 12  # items per product when assigning items to centroids: scores stay in cache
 SLACK = 8  # kept beyond k per query: rank() re-measures the finalists exactly
 KEPT_BUDGET = 1 << 22  # (query, kept item) pairs a batch holds before merging: ~80 MB
 
