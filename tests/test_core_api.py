@@ -206,9 +206,7 @@ def test_same_bytes_whether_margins_are_scanned_or_gathered(
 
 
 @pytest.mark.parametrize("metric", ["angular", "euclidean"])
-def test_same_cells_whatever_n_jobs_across_assignment_blocks(
-    tmp_path, monkeypatch, metric
-) -> None:
+def test_same_cells_whatever_n_jobs_across_assignment_blocks(tmp_path, monkeypatch, metric) -> None:
     """The cells' nearest-centroid passes run block by block on ``n_jobs`` threads."""
     import annoy_adapters.core._cells as cells
 
