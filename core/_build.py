@@ -26,7 +26,7 @@ SMALL_NODE, SMALL_SAMPLE = 400, 48  # nodes of at most SMALL_NODE items look at 
 STEPS = 4  # Lloyd steps of two-means
 ATTEMPTS = 3  # annoy's retries of an unbalanced split
 BLOCK = 1 << 14  # rows per vectorized block: its temporaries (~BLOCK * dim * 4 bytes) stay in cache
-MEANS_BLOCK = 256  # nodes of 64 samples per two-means block
+MEANS_SAMPLES = 1 << 14  # samples per two-means block (~3 MB for GloVe): they stay in cache
 SCAN_SHARE = 0.3  # margins by a scan of all rows while this share of the chunk's items is open
 TARGET_ROWS = 1 << 21  # rows per chunk of trees: enough work per array op to hide Python
 
@@ -68,7 +68,7 @@ class _Chunk:
         for group, size in ((small, SMALL_SAMPLE), (~small, SAMPLE)):
             group = np.flatnonzero(group)
             j = np.arange(size, dtype=np.uint64)[None, :]
-            step = MEANS_BLOCK * 64 // size  # a block's samples (~3 MB for GloVe) stay in cache
+            step = max(1, MEANS_SAMPLES // size)  # nodes per block
             for lo in range(0, len(group), step):
                 g = group[lo : lo + step]
                 pos = rng.below(self._key(nodes[g, None], _SAMPLE_P, attempt, j), ln[g, None])
