@@ -11,7 +11,6 @@ tree, node), so trees do not depend on chunking or threads.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -19,6 +18,7 @@ from . import _hashrng as rng
 from ._forest import Forest, concat
 from ._forest import ranges as _ranges
 from ._metrics import Metric
+from ._threads import thread_map
 from ._treespace import TreeSpace
 
 SAMPLE = 128  # items per node that two-means looks at
@@ -65,8 +65,8 @@ class _Chunk:
         p = z.rows(self.perm[start + i0])
         q = z.rows(self.perm[start + i1])
         small = ln <= SMALL_NODE
-        for group, size in ((small, SMALL_SAMPLE), (~small, SAMPLE)):
-            group = np.flatnonzero(group)
+        for in_group, size in ((small, SMALL_SAMPLE), (~small, SAMPLE)):
+            group = np.flatnonzero(in_group)
             j = np.arange(size, dtype=np.uint64)[None, :]
             step = max(1, MEANS_SAMPLES // size)  # nodes per block
             for lo in range(0, len(group), step):
@@ -95,9 +95,9 @@ class _Chunk:
             with np.errstate(divide="ignore", invalid="ignore"):
                 ratio = np.where(d_q > 0, d_p / d_q, np.where(d_p > 0, np.inf, 1))
             ordered = np.sort(ratio, axis=1)
-            n_p = (ordered < cross).sum(axis=1)
-            last = np.take_along_axis(ordered, np.maximum(n_p - 1, 0)[:, None], axis=1)
-            to_p = (ratio <= last) & (n_p > 0)[:, None]
+            taken = (ordered < cross).sum(axis=1)
+            last = np.take_along_axis(ordered, np.maximum(taken - 1, 0)[:, None], axis=1)
+            to_p = (ratio <= last) & (taken > 0)[:, None]
             n_p = to_p.sum(axis=1, dtype=np.float32)[:, None]
             sum_p = np.matmul(to_p.astype(np.float32)[:, None, :], s)[:, 0]
             p = (p + sum_p) / (1 + n_p)
@@ -363,9 +363,4 @@ def build_trees(
             progress(len(chunk))
         return out
 
-    if n_jobs == 1 or len(chunks) == 1:
-        parts = [one(c) for c in chunks]
-    else:
-        with ThreadPoolExecutor(max_workers=n_jobs) as pool:
-            parts = list(pool.map(one, chunks))
-    return concat(parts, normal_dim)
+    return concat(thread_map(one, chunks, n_jobs), normal_dim)

@@ -12,7 +12,6 @@ are contiguous), instead of gathering scattered rows as tree candidates need.
 from __future__ import annotations
 
 import math
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,6 +20,7 @@ from ._errors import IndexFileError
 from ._forest import Forest, ranges
 from ._metrics import Metric, widen
 from ._search import padded_rows
+from ._threads import thread_map
 
 METRICS = ("angular", "euclidean")  # whose scores a matrix product gives (see _cell_scores)
 ROUNDS = 6  # Lloyd rounds after the tree's partition; recall gains little beyond
@@ -163,11 +163,7 @@ def _nearest(metric: Metric, x: np.ndarray, cent: np.ndarray, n_jobs: int) -> np
     def block(lo: int) -> np.ndarray:
         return np.argmax(_centroid_scores(metric, x[lo : lo + BLOCK], cent), axis=1)
 
-    starts = range(0, len(x), BLOCK)
-    if n_jobs == 1 or len(starts) == 1:
-        return np.concatenate([block(lo) for lo in starts])
-    with ThreadPoolExecutor(max_workers=n_jobs) as pool:  # BLAS lets go of the GIL
-        return np.concatenate(list(pool.map(block, starts)))
+    return np.concatenate(thread_map(block, range(0, len(x), BLOCK), n_jobs))
 
 
 def _count(cell: np.ndarray) -> int:

@@ -8,7 +8,6 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +34,7 @@ from ._metrics import (
 )
 from ._search import SHARE as SEARCH_SHARE
 from ._search import candidates, collect_leaves, rank
+from ._threads import thread_map
 from ._treespace import TreeSpace
 
 DEFAULT_SEED = 1234567890987654321 % (1 << 63)
@@ -494,12 +494,7 @@ class AnnoyIndex:
         step = QUERY_CHUNK if probe is None else chunk_size(self._cells, probe, k)
         chunks = range(0, len(x), step)
         work = lambda lo: self._query_block(x[lo : lo + step], k, sk, probe)  # noqa: E731
-        jobs = _n_jobs(n_jobs)
-        if jobs == 1 or len(chunks) == 1:
-            parts = [work(lo) for lo in chunks]
-        else:
-            with ThreadPoolExecutor(max_workers=jobs) as pool:
-                parts = list(pool.map(work, chunks))
+        parts = thread_map(work, chunks, _n_jobs(n_jobs))
         ids = np.concatenate([p[0] for p in parts])
         return ids, self._pad(np.concatenate([p[1] for p in parts]), ids)
 

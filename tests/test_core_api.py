@@ -135,21 +135,23 @@ def test_int64_ids_beyond_int32() -> None:
     assert index.query([[1, 1]], 1)[0].dtype == np.int64
 
 
+def _saved_bytes(
+    path, metric: str, x: np.ndarray, n_trees: int = 6, n_jobs: int = -1, **index_kw
+) -> tuple[AnnoyIndex, bytes]:
+    """Build an index of ``x`` (seed 7 unless given), save it to ``path``: it and its bytes."""
+    index = AnnoyIndex(x.shape[1], metric, **{"seed": 7, **index_kw})
+    index.add_items(x)
+    index.build(n_trees, n_jobs=n_jobs)
+    index.save(path)
+    return index, path.read_bytes()
+
+
 def test_deterministic_bytes_whatever_n_jobs(tmp_path, metric: str) -> None:
     x = data_for(metric, 3000, 8)
-    paths = []
-    for n_jobs in (1, 2):
-        index = AnnoyIndex(8, metric, seed=7)
-        index.add_items(x)
-        index.build(6, n_jobs=n_jobs)
-        paths.append(tmp_path / f"{n_jobs}.idx")
-        index.save(paths[-1])
-    assert paths[0].read_bytes() == paths[1].read_bytes()
-    other = AnnoyIndex(8, metric, seed=8)
-    other.add_items(x)
-    other.build(6)
-    other.save(tmp_path / "other.idx")
-    assert (tmp_path / "other.idx").read_bytes() != paths[0].read_bytes()
+    blobs = [_saved_bytes(tmp_path / f"{j}.idx", metric, x, n_jobs=j)[1] for j in (1, 2)]
+    assert blobs[0] == blobs[1]
+    _, other = _saved_bytes(tmp_path / "other.idx", metric, x, seed=8)
+    assert other != blobs[0]
 
 
 @pytest.mark.parametrize("metric", ["angular", "dot"])
@@ -161,11 +163,7 @@ def test_same_bytes_with_and_without_the_unit_row_cache(tmp_path, monkeypatch, m
     blobs = []
     for budget in (treespace.UNIT_CACHE_BYTES, 0):  # cached, then computed at every level
         monkeypatch.setattr(treespace, "UNIT_CACHE_BYTES", budget)
-        index = AnnoyIndex(8, metric, seed=7)
-        index.add_items(x)
-        index.build(6)
-        index.save(tmp_path / f"{budget}.idx")
-        blobs.append((tmp_path / f"{budget}.idx").read_bytes())
+        blobs.append(_saved_bytes(tmp_path / f"{budget}.idx", metric, x)[1])
     assert blobs[0] == blobs[1]
 
 
@@ -195,11 +193,8 @@ def test_same_bytes_whether_margins_are_scanned_or_gathered(
     blobs = []
     for share in (0.0, 2.0):  # scan at every level, then never
         monkeypatch.setattr(build, "SCAN_SHARE", share)
-        index = AnnoyIndex(8, metric, seed=7, vector_dtype=vector_dtype)
-        index.add_items(x)
-        index.build(6)
-        index.save(tmp_path / f"{share}.idx")
-        blobs.append((tmp_path / f"{share}.idx").read_bytes())
+        path = tmp_path / f"{share}.idx"
+        blobs.append(_saved_bytes(path, metric, x, vector_dtype=vector_dtype)[1])
         assert bool(scans) == (share == 0.0)
         scans.clear()
     assert blobs[0] == blobs[1]
@@ -214,12 +209,9 @@ def test_same_cells_whatever_n_jobs_across_assignment_blocks(tmp_path, monkeypat
     x = data_for(metric, 3000, 8)
     blobs = []
     for n_jobs in (1, 2):
-        index = AnnoyIndex(8, metric, seed=7)
-        index.add_items(x)
-        index.build(4, n_jobs=n_jobs)
+        index, blob = _saved_bytes(tmp_path / f"{n_jobs}.idx", metric, x, 4, n_jobs)
         assert index.get_n_cells() > 1
-        index.save(tmp_path / f"{n_jobs}.idx")
-        blobs.append((tmp_path / f"{n_jobs}.idx").read_bytes())
+        blobs.append(blob)
     assert blobs[0] == blobs[1]
 
 
