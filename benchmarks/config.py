@@ -34,10 +34,12 @@ FULL: dict = {
         128_000,
     ],
     # annoy-adapters' cell scan (of about sqrt(n) = 550 cells), measured on the 10-tree index
-    "probe": [4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256],
+    "probe": [4, 6, 8, 12, 16, 20, 24, 32, 48, 64, 96, 128, 192, 256],
     "ef": [10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512],
     "epsilon": [0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4],
     "hnsw_ef_construction": 200,
+    # annoy-adapters' forests; None: the same as annoy's (n_trees)
+    "aa_n_trees": None,
     "aa_leaf_size": None,
     # annoy-adapters' vector storage: each dtype is a configuration of its own (trees, cells)
     "aa_vector_dtypes": ["float32", "float16"],

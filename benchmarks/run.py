@@ -79,6 +79,7 @@ def parse_args(argv: list[str] | None = None) -> dict:
     p.add_argument("--probe", type=_ints, help="annoy-adapters cell scan sweep; '' skips it")
     p.add_argument("--ef", type=_ints, help="hnswlib ef sweep")
     p.add_argument("--epsilon", type=_floats, help="pynndescent epsilon sweep")
+    p.add_argument("--aa-n-trees", type=_ints, help="annoy-adapters' forests (default: --n-trees)")
     p.add_argument("--aa-leaf-size", type=int, help="leaf_size for annoy-adapters")
     p.add_argument(
         "--aa-vector-dtypes", type=_dtypes, help="annoy-adapters vector_dtype(s): float32,float16"

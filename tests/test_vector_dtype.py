@@ -15,6 +15,7 @@ from conftest import brute_force, clustered
 from annoy_adapters import AnnoyIndex, IndexFileError, load
 from annoy_adapters.core import _fileformat as ff
 from annoy_adapters.core import assemble, build_trees
+from annoy_adapters.core._metrics import HALF_SCALE, as_single, half_scaled
 
 FLOAT_METRICS = ["angular", "euclidean", "manhattan", "dot"]
 F = 16
@@ -62,6 +63,21 @@ def test_a_float16_index_answers_as_float32_on_the_rounded_vectors(metric: str) 
         assert own_ids[:, 0].tolist() == list(range(50)) and not own_d.any()
     assert half.get_nns_by_item(5, 6) == ref.get_nns_by_item(5, 6)
     assert half.get_distance(1, 2) == ref.get_distance(1, 2)
+
+
+def test_widening_gives_astypes_bits_for_every_half_and_scaled_rows_the_same_products() -> None:
+    every = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(np.float16)
+    want = every.astype(np.float32)
+    assert np.array_equal(as_single(every).view(np.uint32), want.view(np.uint32))  # NaNs too
+    grid = every.reshape(256, 256)[::3, 1::2]  # strided, as slices of a store arrive
+    assert np.array_equal(as_single(grid).view(np.uint32), grid.astype(np.float32).view(np.uint32))
+    finite = np.isfinite(want)
+    np.testing.assert_array_equal(half_scaled(every)[finite] * HALF_SCALE, want[finite])
+    rows = clustered(300, F, seed=3).astype(np.float16)
+    q = _rounded(_queries(5))
+    np.testing.assert_array_equal(
+        (q * HALF_SCALE) @ half_scaled(rows).T, q @ rows.astype(np.float32).T
+    )
 
 
 @pytest.mark.parametrize("metric", ["angular", "euclidean"])

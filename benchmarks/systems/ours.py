@@ -24,15 +24,14 @@ class AnnoyAdaptersSystem(System):
 
     def variants(self, cfg: dict) -> list[dict]:
         leaf = cfg.get("aa_leaf_size")
+        forests = cfg.get("aa_n_trees") or cfg["n_trees"]
         out = []
         for dtype in cfg.get("aa_vector_dtypes") or ["float32"]:
             # float32 variants carry no key, so their labels and cached indexes stay as they were
             extra = {} if dtype == "float32" else {"vector_dtype": dtype}
-            out += [{"n_trees": t, "leaf_size": leaf, **extra} for t in cfg["n_trees"]]
+            out += [{"n_trees": t, "leaf_size": leaf, **extra} for t in forests]
             if cfg.get("probe"):
-                out.append(
-                    {"n_trees": min(cfg["n_trees"]), "leaf_size": leaf, "probe": True, **extra}
-                )
+                out.append({"n_trees": min(forests), "leaf_size": leaf, "probe": True, **extra})
         return out
 
     def sweep(self, cfg: dict, variant: dict, mode: str) -> list[Any]:
