@@ -161,7 +161,9 @@ class _Chunk:
             if len(tie):  # annoy flips a coin on the plane
                 flip = self._key(nodes[owner[tie]], _FLIP, items[tie]) & np.uint64(1)
                 side[tie] = flip.astype(bool)
-        ones = np.bincount(owner, weights=side, minlength=len(nodes)).astype(np.int64)
+        # items come node by node, so each node's count is a sum over its run of items
+        starts = np.cumsum(self.len[nodes]) - self.len[nodes]
+        ones = np.add.reduceat(side.view(np.uint8), starts, dtype=np.int64)
         return side, ones
 
     def _scan_margins(
@@ -221,7 +223,10 @@ class _Chunk:
             at = members if attempt == 0 else self._members(nodes[todo])  # retries: a few nodes
             s, o = self._sides(nodes[todo], at, nv, no)
             normals[todo], offsets[todo], ones[todo] = nv, no, o
-            side[_ranges(item_base[todo], self.len[nodes[todo]])] = s
+            if attempt == 0:  # every node: the sides are in node order already
+                side = s
+            else:
+                side[_ranges(item_base[todo], self.len[nodes[todo]])] = s
             ln = self.len[nodes[todo]]
             todo = todo[np.maximum(o, ln - o) > 0.95 * ln]
         ln = self.len[nodes[todo]]
