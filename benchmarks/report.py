@@ -184,10 +184,11 @@ def check_targets(results: dict) -> list[dict]:
         o_build = by_trees(s1, OURS, "build_trees_s")
         o_build2 = by_trees(s2, OURS, "build_trees_s")
         # "the same number of trees": the forests both systems built
-        ok4, parts = bool(set(a_build) & set(o_build)), []
-        for t, ab in sorted((t, ab) for t, ab in a_build.items() if t in o_build):
-            ob, ob2 = o_build.get(t), o_build2.get(t)
-            ok4 &= ob is not None and ob <= ab and ob2 is not None and ob2 <= 0.6 * ab
+        built = sorted(set(a_build) & set(o_build))
+        ok4, parts = bool(built), []
+        for t in built:
+            ab, ob, ob2 = a_build[t], o_build[t], o_build2.get(t)
+            ok4 &= ob <= ab and ob2 is not None and ob2 <= 0.6 * ab
             parts.append(
                 f"{t} trees: annoy {ab:.2f} s, n_jobs=1 {_fmt(ob, fmt='{:.2f}')} s (need <= 1x), "
                 f"n_jobs=2 {_fmt(ob2, fmt='{:.2f}')} s (need <= 0.6x)"
@@ -196,13 +197,13 @@ def check_targets(results: dict) -> list[dict]:
 
         a_file, o_file = by_trees(s1, "annoy", "file_bytes"), by_trees(s1, OURS, "file_bytes")
         o_load = by_trees(s1, OURS, "load_s")
-        ok5, parts = bool(set(a_file) & set(o_file)) and bool(o_load), []
-        for t, af in sorted((t, af) for t, af in a_file.items() if t in o_file):
-            of = o_file.get(t)
-            ok5 &= of is not None and of <= 0.7 * af
-            ratio_txt = f"{of / af:.2f}x" if of else "no data"
+        saved = sorted(set(a_file) & set(o_file))
+        ok5, parts = bool(saved) and bool(o_load), []
+        for t in saved:
+            af, of = a_file[t], o_file[t]
+            ok5 &= of <= 0.7 * af
             parts.append(
-                f"{t} trees: file {_fmt(of, 1e-6)} vs {af / 1e6:.1f} MB = {ratio_txt}"
+                f"{t} trees: file {_fmt(of, 1e-6)} vs {af / 1e6:.1f} MB = {of / af:.2f}x"
                 " (need <= 0.7x)"
             )
         for t, ls in sorted(o_load.items()):

@@ -212,7 +212,6 @@ class _Chunk:
         normals = np.zeros((len(nodes), dim), np.float32)
         offsets = np.zeros(len(nodes), np.float32)
         ones = np.zeros(len(nodes), np.int64)
-        side = np.zeros(int(self.len[nodes].sum()), bool)
         item_base = np.concatenate([[0], np.cumsum(self.len[nodes])])
         todo = np.arange(len(nodes))
         for attempt in range(ATTEMPTS):
@@ -223,7 +222,7 @@ class _Chunk:
             at = members if attempt == 0 else self._members(nodes[todo])  # retries: a few nodes
             s, o = self._sides(nodes[todo], at, nv, no)
             normals[todo], offsets[todo], ones[todo] = nv, no, o
-            if attempt == 0:  # every node: the sides are in node order already
+            if attempt == 0:  # every node (todo starts as all): sides in node order already
                 side = s
             else:
                 side[_ranges(item_base[todo], self.len[nodes[todo]])] = s

@@ -306,17 +306,15 @@ def probe_candidates(
         got_s.append(best.ravel())
         return best
 
-    first = np.take_along_axis(top, np.take_along_axis(cs, top, axis=1).argmax(axis=1)[:, None], 1)
+    first = top[np.arange(b), np.take_along_axis(cs, top, axis=1).argmax(axis=1)]
     bar = np.full(b, -np.inf, np.float32)  # stays -inf where the nearest cell has <= kk items
-    for c, qs in _by_cell(np.arange(b), first[:, 0], nc):
+    for c, qs in _by_cell(np.arange(b), first, nc):
         lo, s = scores(c, qs)
         best = keep_top(qs, lo, s)
         if s.shape[1] > kk:
             bar[qs] = best.min(axis=1)
-    qid = np.repeat(np.arange(b), p)
-    cell = top.ravel()
-    rest = cell != np.repeat(first[:, 0], p)
-    for c, qs in _by_cell(qid[rest], cell[rest], nc):
+    rest = top != first[:, None]
+    for c, qs in _by_cell(np.nonzero(rest)[0], top[rest], nc):
         lo, s = scores(c, qs)
         above = s >= bar[qs, None]
         over = np.count_nonzero(above, axis=1) > kk
