@@ -41,18 +41,25 @@ class _Chunk:
         self.z, self.metric, self.seed, self.leaf = z, metric, np.uint64(seed), leaf
         self.trees = trees.astype(np.uint64)
         n = len(z)
-        self.perm = np.tile(np.arange(n, dtype=np.int64), len(trees))
-        # per open node: start, length, local tree, heap index, parent split (creation id), side
-        self.start = np.arange(len(trees), dtype=np.int64) * n
+        self.rows = len(trees) * n  # (tree, item) pairs of the chunk
+        # int32 positions halve the bookkeeping's memory traffic while they fit
+        self.pos_dtype = np.int32 if self.rows < 2**31 else np.int64
+        # the items of the open nodes, node after node (leaves leave at once)
+        self.perm = np.tile(np.arange(n, dtype=self.pos_dtype), len(trees))
+        # per open node: start, length, local tree, heap index, parent split (creation id),
+        # side, and place among its level's nodes (for numbering)
         self.len = np.full(len(trees), n, np.int64)
+        self.start = self.len.cumsum() - self.len
         self.tree = np.arange(len(trees), dtype=np.int64)
         self.heap = np.ones(len(trees), np.uint64)
         self.parent = np.full(len(trees), -1, np.int64)
         self.side = np.zeros(len(trees), np.int64)
+        self.order = np.arange(len(trees), dtype=np.int64)
         self.splits: list[dict[str, np.ndarray]] = []
         self.leaves: list[dict[str, np.ndarray]] = []
         self.n_splits = 0
         self.level = 0
+        self._retire(self.perm, self.start)  # roots small enough are leaves already
 
     def _key(self, nodes: np.ndarray, purpose: int, *extra: np.ndarray | int) -> np.ndarray:
         return rng.keyed(self.seed, self.trees[self.tree[nodes]], self.heap[nodes], purpose, *extra)
@@ -85,13 +92,14 @@ class _Chunk:
         ``d_p / d_q < (1 + n_q) / (1 + n_p)``, so with the ratios sorted, ``n_p`` is where they
         cross ``(1 + S - k) / (1 + k)`` and the ``n_p`` smallest ratios go to p.
         """
-        total = s.sum(axis=1)
-        ss = None if self.metric.name == "manhattan" else np.einsum("asd,asd->as", s, s)
         size = s.shape[1]
+        total = np.matmul(np.ones((1, size), np.float32), s)[:, 0]  # BLAS: ~3x s.sum(axis=1)
+        ss = None if self.metric.name == "manhattan" else np.einsum("asd,asd->as", s, s)
         k = np.arange(1, size + 1, dtype=np.float32)
         cross = (1 + size - k) / (1 + k)
         for _ in range(STEPS):
-            d_p, d_q = self._sample_distances(s, ss, p), self._sample_distances(s, ss, q)
+            d = self._sample_distances(s, ss, np.stack([p, q], axis=1))
+            d_p, d_q = d[:, 0], d[:, 1]
             with np.errstate(divide="ignore", invalid="ignore"):
                 ratio = np.where(d_q > 0, d_p / d_q, np.where(d_p > 0, np.inf, 1))
             ordered = np.sort(ratio, axis=1)
@@ -105,16 +113,21 @@ class _Chunk:
         return p, q
 
     def _sample_distances(self, s: np.ndarray, ss: np.ndarray | None, c: np.ndarray) -> np.ndarray:
-        """Distances (A, S) of samples ``s`` to their node's centroid ``c`` (A, d)."""
+        """Distances (A, 2, S) of samples ``s`` (A, S, d) to their node's two centroids ``c``
+        (A, 2, d), both in one stacked product (samples last: NumPy's loops run along them)."""
         if ss is None:
-            return self.metric.centroid_distance(s, c[:, None, :])
-        # |s|^2 - 2 s.c + |c|^2: a stacked matmul (one BLAS gemv per node) is ~2.5x einsum here
-        sc = np.matmul(s, c[:, :, None])[..., 0]
-        cc = np.einsum("ad,ad->a", c, c)[:, None]
+            return self.metric.centroid_distance(s[:, None], c[:, :, None])
+        # |s|^2 - 2 s.c + |c|^2: a stacked matmul (one BLAS gemm per node) is ~2.5x einsum here
+        cc = np.einsum("acd,acd->ac", c, c)[..., None]
         if self.metric.name in ("angular", "dot"):  # annoy's cosine distance: to the unit centroid
             with np.errstate(divide="ignore", invalid="ignore"):
-                return np.maximum(ss - 2 * np.where(cc > 0, sc / np.sqrt(cc), 0) + 1, 0)
-        return np.maximum(ss - 2 * sc + cc, 0)
+                c = c / np.where(cc > 0, np.sqrt(cc), np.inf)  # a zero centroid stays zero
+            cc = np.float32(1)
+        d = np.matmul(c, s.transpose(0, 2, 1))
+        d *= -2
+        d += ss[:, None]
+        d += cc
+        return np.maximum(d, 0, out=d)
 
     def _hamming_dim(self, nodes: np.ndarray, attempt: int) -> tuple[np.ndarray, np.ndarray]:
         """Annoy's hamming split: a random bit; here the most balanced of a few random bits."""
@@ -137,6 +150,10 @@ class _Chunk:
         pos = _ranges(self.start[nodes], self.len[nodes])
         return np.repeat(np.arange(len(nodes)), self.len[nodes]), self.perm[pos]
 
+    def _owners(self) -> np.ndarray:
+        """The node (index) of every open item: all open nodes are split at once."""
+        return np.repeat(np.arange(len(self.len), dtype=self.pos_dtype), self.len)
+
     def _sides(
         self,
         nodes: np.ndarray,
@@ -146,7 +163,7 @@ class _Chunk:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Side (0/1) of every item of ``nodes``, in node order, and the count on side 1."""
         owner, items = members
-        if self.z.scannable and len(items) >= SCAN_SHARE * len(self.perm):
+        if self.z.scannable and len(items) >= SCAN_SHARE * self.rows:
             m = self._scan_margins(nodes, owner, items, normals, offsets)
         else:
             m = np.empty(len(items), np.float32)
@@ -181,8 +198,10 @@ class _Chunk:
         build's largest cost); items already in leaves meet a zero plane and are dropped.
         """
         n, z = len(self.z), self.z
-        where = self.tree[nodes][owner] * n + items  # (tree, item) -> flat slot
-        plane = np.full(len(self.trees) * n, len(nodes), np.int64)  # len(nodes): the zero plane
+        dt = self.pos_dtype
+        # (tree, item) -> flat slot; items come node by node
+        where = np.repeat((self.tree[nodes] * n).astype(dt), self.len[nodes]) + items
+        plane = np.full(self.rows, len(nodes), dt)  # len(nodes): the zero plane
         plane[where] = owner
         normals = np.concatenate([normals, np.zeros((1, normals.shape[1]), np.float32)])
         offsets = np.append(offsets, np.float32(0))
@@ -239,6 +258,62 @@ class _Chunk:
     # -- one level ----------------------------------------------------------------------------
     def step(self) -> bool:
         """Split every open node of the current level; return whether any remain open."""
+        if not len(self.len):
+            return False
+        nodes = np.arange(len(self.len))
+        normals, offsets, side, ones = self._split(nodes, (self._owners(), self.perm))
+        ids = self.n_splits + nodes
+        self.splits.append(
+            dict(
+                tree=self.tree,
+                level=np.full(len(nodes), self.level),
+                order=self.order,
+                parent=self.parent,
+                side=self.side,
+                len=self.len,
+                normals=normals,
+                offsets=offsets,
+                id=ids,
+            )
+        )
+        self.n_splits += len(nodes)
+        # stable partition inside each node: each tree's items of either side compressed in
+        # order leave every child as one run; a tree's side-0 children come first, and trees
+        # stay apart, so scans touch one tree's slots at a time (numbering sorts by ``order``)
+        zeros = self.len - ones
+        bounds = np.searchsorted(self.tree, np.arange(len(self.trees) + 1))
+        item_bounds = np.append(self.start, len(self.perm))[bounds]
+        tree_zeros = np.bincount(self.tree, zeros, len(self.trees)).astype(np.int64)
+        both = np.empty_like(self.perm)
+        for a, b, z in zip(item_bounds[:-1], item_bounds[1:], tree_zeros, strict=True):
+            if a < b:
+                np.compress(~side[a:b], self.perm[a:b], out=both[a : a + z])
+                np.compress(side[a:b], self.perm[a:b], out=both[a + z : b])
+        first = bounds[self.tree] + nodes  # where each node's side-0 child goes
+        dest = np.concatenate([first, first + np.diff(bounds)[self.tree]])
+
+        def children(side0: np.ndarray, side1: np.ndarray) -> np.ndarray:
+            out = np.empty(len(dest), side0.dtype)
+            out[dest] = np.concatenate([side0, side1])
+            return out
+
+        # breadth-first place: a node's children follow its rank among the level's nodes
+        rank = np.empty(len(nodes), np.int64)
+        rank[np.argsort(self.order)] = nodes
+        self.order = children(2 * rank, 2 * rank + 1)
+        self.len = children(zeros, ones)
+        self.tree = children(self.tree, self.tree)
+        with np.errstate(over="ignore"):
+            self.heap = children(self.heap * np.uint64(2), self.heap * np.uint64(2) + 1)
+        self.parent = children(ids, ids)
+        self.side = children(np.zeros(len(nodes), np.int64), np.ones(len(nodes), np.int64))
+        self.level += 1
+        self._retire(both, self.len.cumsum() - self.len)
+        return bool(len(self.len))
+
+    def _retire(self, items: np.ndarray, starts: np.ndarray) -> None:
+        """Record the nodes of ``items`` (runs at ``starts``) small enough to be leaves and
+        keep the rest open, their items contiguous in ``self.perm``."""
         is_leaf = self.len <= self.leaf
         lf = np.flatnonzero(is_leaf)
         if len(lf):
@@ -246,55 +321,19 @@ class _Chunk:
                 dict(
                     tree=self.tree[lf],
                     level=np.full(len(lf), self.level),
-                    order=lf,
+                    order=self.order[lf],
                     parent=self.parent[lf],
                     side=self.side[lf],
                     len=self.len[lf],
-                    items=self.perm[_ranges(self.start[lf], self.len[lf])],
+                    items=items[_ranges(starts[lf], self.len[lf])],
                 )
             )
-        act = np.flatnonzero(~is_leaf)
-        if not len(act):
-            return False
-        members = owner, items = self._members(act)
-        normals, offsets, side, ones = self._split(act, members)
-        start, ln = self.start[act], self.len[act]
-        # stable partition inside each node, side-0 items first: of the items before this one
-        # (all nodes), c1 lie on side 1 and i - c1 on side 0; shift0/shift1 take off those of
-        # earlier nodes and add the node's start, so each item needs one gather per side
-        zeros = ln - ones
-        c1 = np.cumsum(side) - side
-        shift0 = start - (np.cumsum(zeros) - zeros)
-        shift1 = start + zeros - (np.cumsum(ones) - ones)
-        new = np.where(side, c1 + shift1[owner], np.arange(len(side)) - c1 + shift0[owner])
-        self.perm[new] = items
-        ids = self.n_splits + np.arange(len(act))
-        self.splits.append(
-            dict(
-                tree=self.tree[act],
-                level=np.full(len(act), self.level),
-                order=act,
-                parent=self.parent[act],
-                side=self.side[act],
-                len=ln,
-                normals=normals,
-                offsets=offsets,
-                id=ids,
-            )
-        )
-        self.n_splits += len(act)
-        # children, interleaved (left, right) to keep breadth-first order
-        self.start = np.stack([start, start + zeros], axis=1).ravel()
-        self.len = np.stack([zeros, ones], axis=1).ravel()
-        self.tree = np.repeat(self.tree[act], 2)
-        with np.errstate(over="ignore"):
-            self.heap = np.repeat(self.heap[act], 2) * np.uint64(2) + np.tile(
-                np.array([0, 1], np.uint64), len(act)
-            )
-        self.parent = np.repeat(ids, 2)
-        self.side = np.tile(np.array([0, 1], np.int64), len(act))
-        self.level += 1
-        return True
+            keep = ~is_leaf
+            items = items[np.repeat(keep, self.len)]
+            for name in ("len", "tree", "heap", "parent", "side", "order"):
+                setattr(self, name, getattr(self, name)[keep])
+        self.perm = items
+        self.start = self.len.cumsum() - self.len
 
     def forest(self, item_ids: np.ndarray, normal_dim: int) -> Forest:
         """Number nodes tree by tree, breadth first, and link children."""
