@@ -287,8 +287,13 @@ def markdown_report(results: dict, png: str | None = None, scale_png: str | None
         "",
         "q/s at recall r: best measured point with recall@10 >= r (no interpolation); "
         "(x annoy): ratio to annoy's best one-query-per-call q/s at the same r. "
-        "build s: tree building (`build`) for annoy / annoy-adapters, whole build otherwise. "
-        "load ms: best of 3 repeated loads (the first load in a fresh process in brackets). "
+        "build s: tree building (`build`) for annoy / annoy-adapters, whole build otherwise"
+        + (
+            f", the fastest of {cfg['build_repeats']} builds. "
+            if cfg.get("build_repeats", 1) > 1
+            else ". "
+        )
+        + "load ms: best of 3 repeated loads (the first load in a fresh process in brackets). "
         "Peak RSS: the larger of the build and query processes; delta: above the process "
         "after loading the data.",
     ]

@@ -92,6 +92,9 @@ def parse_args(argv: list[str] | None = None) -> dict:
         help="time per-call modes on this many queries, evenly spread",
     )
     p.add_argument("--repeats", type=int, help="time each point this many times, keep the best")
+    p.add_argument(
+        "--build-repeats", type=int, help="build each index this many times, keep the fastest"
+    )
     p.add_argument("--scale-sizes", type=_ints, help="synthetic series sizes; '' skips it")
     p.add_argument("--scale-queries", type=int)
     p.add_argument("--scale-systems", type=_names)
@@ -199,6 +202,7 @@ def glove_jobs(cfg: dict, system_name: str, metric: str, threads: int, ddir: Pat
             "stop_recall": cfg["stop_recall"],
             "max_point_seconds": cfg["max_point_seconds"],
             "repeats": cfg["repeats"],
+            "build_repeats": cfg["build_repeats"],
             "per_call_queries": cfg["per_call_queries"],
             "sweeps": {m: system.sweep(cfg, variant, m) for m in system.modes},
             "finals": {m: system.finals(cfg, variant, m) for m in system.modes},
@@ -231,7 +235,7 @@ def _flatten(record: dict) -> None:
     errors = [x["error"] for x in (b, q) if "error" in x]
     if errors:
         record["error"] = errors[0]
-    for key in ("build_s", "build_add_s", "build_trees_s", "file_bytes"):
+    for key in ("build_s", "build_runs_s", "build_add_s", "build_trees_s", "file_bytes"):
         if key in b:
             record[key] = b[key]
     for key in ("load_s", "load_first_s"):

@@ -135,10 +135,18 @@ def run(spec: dict) -> dict:
         system.warmup(metric, threads, variant)
     result["baseline_rss_mb"] = _rss_mb()
     if phase in ("build", "full"):
-        t0 = time.perf_counter()
-        model = system.build(train, metric, variant, threads, spec["seed"])
-        result["build_s"] = time.perf_counter() - t0
-        result.update({f"build_{k}": v for k, v in system.timings.items()})
+        # the same build repeated: the fastest one's times count (the others met a busier
+        # machine), and every build's total is kept
+        runs, best = [], None
+        for _ in range(max(1, spec.get("build_repeats", 1))):
+            model = None  # one index alive at a time
+            t0 = time.perf_counter()
+            model = system.build(train, metric, variant, threads, spec["seed"])
+            runs.append(time.perf_counter() - t0)
+            if best is None or runs[-1] <= min(runs):
+                best = dict(system.timings)
+        result["build_s"], result["build_runs_s"] = min(runs), runs
+        result.update({f"build_{k}": v for k, v in best.items()})
         if phase == "build":
             system.save(model, spec["index_path"])
             result["file_bytes"] = os.path.getsize(spec["index_path"])

@@ -181,6 +181,10 @@ def test_quick_benchmark_writes_well_formed_outputs(tmp_path):
         for p in rec["points"]:
             assert 0.0 <= p["recall"] <= 1.0 and p["qps"] > 0 and p["seconds"] > 0
         assert rec["peak_rss_delta_mb"] is not None and rec["build_s"] >= 0
+        # glove indexes are built cfg["build_repeats"] times, the fastest counts
+        runs = rec["build_runs_s"]
+        assert len(runs) == (cfg["build_repeats"] if rec["section"] == "glove" else 1)
+        assert rec["build_s"] == min(runs)
         if rec["system"] in ("annoy", "annoy-adapters", "hnswlib") and rec["section"] == "glove":
             assert rec["file_bytes"] > 0 and rec["load_s"] > 0
     exact = [p for r in results["runs"] if r["system"] == "numpy-brute" for p in r["points"]]
