@@ -27,7 +27,6 @@ METRICS = ("angular", "euclidean")  # whose scores a matrix product gives (see _
 ROUNDS = 6  # Lloyd rounds after the tree's partition; recall gains little beyond
 PER_CELL = 160  # items per cell the first Lloyd rounds look at
 FULL_ROUNDS = 1  # rounds over all items after those
-TRANSPOSE_ROWS = 1 << 10  # rows transposed at a time: source and target stay in cache
 BLOCK = 1 << 12  # items per product when assigning items to centroids: scores stay in cache
 SLACK = 8  # kept beyond k per query: rank() re-measures the finalists exactly
 KEPT_BUDGET = 1 << 22  # (query, kept item) pairs a batch holds before merging: ~80 MB
@@ -112,9 +111,9 @@ class Cells:
         return cls(ids, ptr, cent, rows, present, path, checked=False)
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
+def _unit(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     norm = np.sqrt(np.einsum("ij,ij->i", x, x))
-    return x / np.where(norm > 0, norm, 1)[:, None]
+    return np.divide(x, np.where(norm > 0, norm, 1)[:, None], out=out)
 
 
 def _relabel(labels: np.ndarray) -> np.ndarray:
@@ -148,24 +147,15 @@ def _tree_cut(forest: Forest, n: int, cap: int) -> np.ndarray:
 
 
 def _centroids(metric: Metric, xt: np.ndarray, cell: np.ndarray, nc: int) -> np.ndarray:
-    """Mean (angular: unit mean) of each cell's rows; ``xt`` holds the rows as float64 columns.
+    """Mean (angular: unit mean) of each cell's rows; ``xt`` holds the rows as columns.
 
-    One bincount per dimension sums in item order, so the result never depends on threads or
-    blocking.
+    One bincount per dimension sums in float64 in item order, so the result never depends on
+    threads or blocking.
     """
     sums = np.stack([np.bincount(cell, weights=col, minlength=nc) for col in xt], axis=1)
     if metric.name == "angular":
         return _unit(sums).astype(np.float32)
     return (sums / np.bincount(cell, minlength=nc)[:, None]).astype(np.float32)
-
-
-def _columns(x: np.ndarray) -> np.ndarray:
-    """``x`` transposed to contiguous float64 rows (bincount's weights), a block of rows at a
-    time: ~2x ``np.ascontiguousarray(x.T)``, whose reads leave the cache."""
-    out = np.empty((x.shape[1], len(x)))
-    for r in range(0, len(x), TRANSPOSE_ROWS):
-        out[:, r : r + TRANSPOSE_ROWS] = x[r : r + TRANSPOSE_ROWS].T
-    return out
 
 
 def _centroid_scores(metric: Metric, q: np.ndarray, cent: np.ndarray) -> np.ndarray:
@@ -196,7 +186,7 @@ def _kmeans(
     metric: Metric, x: np.ndarray, cell: np.ndarray, rounds: int, n_jobs: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """``rounds`` Lloyd rounds from the labels ``cell``: the last labels and their centroids."""
-    xt = _columns(x)  # once: only the labels change between rounds
+    xt = np.ascontiguousarray(x.T)  # once: only the labels change between rounds
     for _ in range(rounds):
         cell = _assign(metric, x, _centroids(metric, xt, cell, _count(cell)), n_jobs)
     return cell, _centroids(metric, xt, cell, _count(cell))
@@ -212,8 +202,7 @@ def build_cells(
         return None
     x = np.asarray(widen(store[ids]), np.float32)  # a copy: normalized in place
     if metric.name == "angular":
-        norm = np.sqrt(np.einsum("ij,ij->i", x, x))
-        x /= np.where(norm > 0, norm, 1)[:, None]
+        _unit(x, out=x)
     cap = max(2 * math.ceil(math.sqrt(len(ids))), 1)
     cell = _relabel(_tree_cut(forest, len(store), cap)[ids])
     # the rounds move centroids, which an evenly spaced sample places as well as all items
