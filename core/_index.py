@@ -339,7 +339,9 @@ class AnnoyIndex:
                 forest = concat([first, rest], first.normals.shape[1])
             else:
                 forest = grow(range(n_trees), n_trees)
-            self._finish_build(forest, cells=cells and self._on_disk is None, n_jobs=jobs)
+            self._finish_build(
+                forest, cells=cells and self._on_disk is None, n_jobs=jobs, rows=z.cell_rows()
+            )
             if self._verbose:
                 print(f"has {forest.n_splits + forest.n_leaves} nodes", file=sys.stderr)
         if self._on_disk is not None:
@@ -348,13 +350,22 @@ class AnnoyIndex:
             Path(target + ".items").unlink(missing_ok=True)
         return True
 
-    def _finish_build(self, forest: Forest, cells: bool = True, n_jobs: int = 1) -> None:
-        """Take a new forest; then cells (angular, euclidean) reorder the stored rows."""
+    def _finish_build(
+        self,
+        forest: Forest,
+        cells: bool = True,
+        n_jobs: int = 1,
+        rows: np.ndarray | None = None,
+    ) -> None:
+        """Take a new forest; then cells (angular, euclidean) reorder the stored rows.
+        ``rows``: the present items' rows as the cells score them, if the build has them."""
         self._forest = forest
         self._n_present = int(np.count_nonzero(self._present[: self._n]))
         self._cells = None
         if cells:
-            self._cells = build_cells(self._metric, self._store, self._present, forest, n_jobs)
+            self._cells = build_cells(
+                self._metric, self._store, self._present, forest, n_jobs, rows
+            )
         if self._cells is not None:
             self._store = self._store.take(self._cells.row_ids, axis=0)
         self._sqnorm = self._compute_sqnorm(self._store)

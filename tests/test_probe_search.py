@@ -204,3 +204,56 @@ def test_batches_are_chunked_by_kept_items_without_changing_answers(monkeypatch)
     got = index.query(q, K, probe=20)
     np.testing.assert_array_equal(got[0], want[0])
     np.testing.assert_array_equal(got[1], want[1])
+
+
+@pytest.mark.parametrize("metric", CELL_METRICS)
+def test_sample_rounds_look_only_near_the_cell_and_are_exact_with_every_candidate(
+    metric: str, monkeypatch
+) -> None:
+    """After the first round, a sample row is compared with the centroids nearest its cell's;
+    given every centroid as a candidate that is the exact nearest-centroid assignment."""
+    from annoy_adapters.core import _cells
+    from annoy_adapters.core._metrics import get_metric
+
+    m = get_metric(metric)
+    x = clustered(3000, 12, seed=3).astype(np.float32)
+    rng = np.random.default_rng(3)
+    cent = x[rng.choice(len(x), 40, replace=False)]
+    cell = rng.integers(0, 40, len(x))  # any current labels
+    exact = _cells._nearest(m, x, cent, 1)
+    monkeypatch.setattr(_cells, "CANDIDATES", 40)
+    assert np.array_equal(_cells._nearest_around(m, x, cell, cent, 2), exact)
+    monkeypatch.setattr(_cells, "CANDIDATES", 5)
+    near = _cells._nearest_around(m, x, cell, cent, 1)
+    scores = _cells._centroid_scores(m, cent, cent)
+    allowed = np.argsort(-scores, axis=1)[:, :5]  # the 5 nearest of each cell's centroid
+    assert (allowed[cell] == near[:, None]).any(axis=1).all()
+    assert (near != exact).any()  # a restriction that bites on scattered labels
+
+
+@pytest.mark.parametrize("holes", [False, True])
+@pytest.mark.parametrize("vector_dtype", ["float32", "float16"])
+@pytest.mark.parametrize("metric", CELL_METRICS)
+def test_cells_from_the_builds_rows_equal_cells_from_the_store(metric, vector_dtype, holes):
+    """A build hands the cells the rows its trees read (unit rows for angular) instead of
+    a fresh copy of the store: the cells must come out the same bit for bit."""
+    from annoy_adapters.core._cells import build_cells
+    from annoy_adapters.core._treespace import TreeSpace
+
+    x = clustered(3000, 12, seed=4)
+    index = AnnoyIndex(12, metric, seed=4, vector_dtype=vector_dtype)
+    index.add_items(x)
+    if holes:
+        index.add_item(3005, x[0])  # ids 3000-3004 are absent
+    present = np.flatnonzero(index._present[: index._n])
+    handed = TreeSpace(index._metric, index._store[: index._n], present, 12).cell_rows()
+    assert (handed is not None) == (metric == "angular" or not holes)  # the path under test
+    index.build(3, n_jobs=1)
+    built_cells = index._cells
+    assert built_cells is not None
+    store = np.empty_like(index._store)
+    store[built_cells.row_ids] = index._store  # back in id order
+    again = build_cells(index._metric, store, index._present, index._forest, 1)
+    assert again is not None
+    for name, a in built_cells.arrays().items():
+        np.testing.assert_array_equal(a, again.arrays()[name], err_msg=name)
