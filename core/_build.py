@@ -198,20 +198,25 @@ class _Chunk:
         build's largest cost); items already in leaves meet a zero plane and are dropped.
         """
         n, z = len(self.z), self.z
+        # (tree, item) -> flat slot; items come node by node.  Int64 (intp) slots: NumPy
+        # casts any other index array first, which cost more than the narrower reads save
         dt = self.pos_dtype
-        # (tree, item) -> flat slot; items come node by node
         where = np.repeat((self.tree[nodes] * n).astype(dt), self.len[nodes]) + items
-        plane = np.full(self.rows, len(nodes), dt)  # len(nodes): the zero plane
+        plane = np.full(self.rows, len(nodes), self.pos_dtype)  # len(nodes): the zero plane
         plane[where] = owner
         normals = np.concatenate([normals, np.zeros((1, normals.shape[1]), np.float32)])
         offsets = np.append(offsets, np.float32(0))
         m = np.empty(len(plane), np.float32)
+        planes = np.empty((min(BLOCK, n), normals.shape[1]), np.float32)  # reused: no new pages
         for lo in range(0, n, BLOCK):
             x = z.block(lo, min(lo + BLOCK, n))
+            p = planes[: len(x)]
             for t in range(len(self.trees)):  # the chunk's trees share each block of rows
                 sl = slice(t * n + lo, t * n + lo + len(x))
                 o = plane[sl]
-                m[sl] = z.block_margins(x, lo, np.take(normals, o, axis=0), offsets[o])
+                # out= with mode "raise" would buffer the copy; every o is a valid plane
+                np.take(normals, o, axis=0, out=p, mode="clip")
+                z.block_margins(x, lo, p, offsets[o], out=m[sl])
         return m[where]
 
     def _random_sides(self, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

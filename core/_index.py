@@ -489,6 +489,16 @@ class AnnoyIndex:
         k = check.positive_int("k", k)
         search_k = check.search_k(search_k)
         x = self._in_precision("X", check.float_matrix("X", X, self.f))
+        return self._query(x, k, search_k, probe, n_jobs)
+
+    def _query(
+        self, x: np.ndarray, k: int, search_k: int, probe: int | None, n_jobs: int = 1
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`query` of rows ``x`` already checked and rounded as the store keeps them
+        (``get_nns_by_vector`` and ``query_items`` would otherwise check them twice)."""
+        self._require_built("query")
+        k = check.positive_int("k", k)
+        search_k = check.search_k(search_k)
         if self._metric.is_hamming:
             x = (x > 0.5).astype(np.float32)
         sk = self._search_k(k, search_k)
@@ -537,8 +547,8 @@ class AnnoyIndex:
     ) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`query` for stored items (each item is normally its own first neighbour)."""
         self._require_built("query")
-        x = self.get_item_vectors(self._item_ids("ids", ids))
-        return self.query(x, k, search_k, probe=probe, n_jobs=n_jobs)
+        x = self.get_item_vectors(self._item_ids("ids", ids))  # stored rows: checked already
+        return self._query(x, k, search_k, probe, n_jobs)
 
     def _as_lists(self, ids: np.ndarray, d: np.ndarray, include: bool) -> Any:
         ok = ids[0] >= 0
@@ -563,7 +573,7 @@ class AnnoyIndex:
         v = self._in_precision("vector", check.float_matrix("vector", vector, self.f))
         if len(v) != 1:
             raise ValueError(f"'vector' must be one vector of length {self.f} (got {len(v)} rows)")
-        ids, d = self.query(v, n, search_k, probe=probe)
+        ids, d = self._query(v, n, search_k, probe)
         return self._as_lists(ids, d, include_distances)
 
     def get_nns_by_item(

@@ -92,16 +92,26 @@ class TreeSpace:
         return np.ascontiguousarray(widen(self.stored[lo:hi]), dtype=np.float32)
 
     def block_margins(
-        self, x: np.ndarray, lo: int, normals: np.ndarray, offsets: np.ndarray
+        self,
+        x: np.ndarray,
+        lo: int,
+        normals: np.ndarray,
+        offsets: np.ndarray,
+        out: np.ndarray | None = None,
     ) -> np.ndarray:
         """:meth:`margins` of the rows ``x = block(lo, lo + len(x))``, with the same arithmetic."""
-        return self._margins(x, slice(lo, lo + len(x)), normals, offsets)
+        return self._margins(x, slice(lo, lo + len(x)), normals, offsets, out)
 
     def _margins(
-        self, x: np.ndarray, items: np.ndarray | slice, normals: np.ndarray, offsets: np.ndarray
+        self,
+        x: np.ndarray,
+        items: np.ndarray | slice,
+        normals: np.ndarray,
+        offsets: np.ndarray,
+        out: np.ndarray | None = None,
     ) -> np.ndarray:
         # one einsum call shape for every path, so a margin has the same bits however it is read
-        m = np.einsum("ij,ij->i", x, normals[:, : self.f], dtype=np.float32)
+        m = np.einsum("ij,ij->i", x, normals[:, : self.f], dtype=np.float32, out=out)
         if self.metric.name == "dot":
             m += normals[:, self.f] * self.extra[items]
         elif self.metric.has_offset:
