@@ -198,11 +198,10 @@ class _Chunk:
         build's largest cost); items already in leaves meet a zero plane and are dropped.
         """
         n, z = len(self.z), self.z
-        # (tree, item) -> flat slot; items come node by node.  Int64 (intp) slots: NumPy
-        # casts any other index array first, which cost more than the narrower reads save
         dt = self.pos_dtype
+        # (tree, item) -> flat slot; items come node by node
         where = np.repeat((self.tree[nodes] * n).astype(dt), self.len[nodes]) + items
-        plane = np.full(self.rows, len(nodes), self.pos_dtype)  # len(nodes): the zero plane
+        plane = np.full(self.rows, len(nodes), dt)  # len(nodes): the zero plane
         plane[where] = owner
         normals = np.concatenate([normals, np.zeros((1, normals.shape[1]), np.float32)])
         offsets = np.append(offsets, np.float32(0))

@@ -118,10 +118,16 @@ def _unit(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     return np.divide(x, np.where(norm > 0, norm, 1)[:, None], out=out)
 
 
-def _relabel(labels: np.ndarray) -> np.ndarray:
-    """Labels renumbered 0.. in order, none unused: ``np.unique``'s inverse without a sort."""
-    used = np.bincount(labels) > 0
-    return (np.cumsum(used) - 1)[labels]
+def _relabel(labels: np.ndarray, n: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Labels renumbered 0.. in order, none unused (``np.unique``'s inverse without a sort),
+    and which of the old labels (at least ``n``) were used."""
+    used = np.bincount(labels, minlength=n) > 0
+    return (np.cumsum(used) - 1)[labels], used
+
+
+def _bounds(cell: np.ndarray, nc: int) -> np.ndarray:
+    """Where each of the ``nc`` cells' rows start once sorted by cell, then the end."""
+    return np.concatenate([[0], np.cumsum(np.bincount(cell, minlength=nc))]).astype(np.int64)
 
 
 def _tree_cut(forest: Forest, n: int, cap: int) -> np.ndarray:
@@ -157,7 +163,7 @@ def _centroids(
     One bincount per dimension sums in float64 in item order, so the result never depends on
     threads or blocking.
     """
-    nc = _count(cell) if last is None else len(last)
+    nc = int(cell.max(initial=-1)) + 1 if last is None else len(last)
     sums = np.stack([np.bincount(cell, weights=col, minlength=nc) for col in xt], axis=1)
     count = np.bincount(cell, minlength=nc)
     if metric.name == "angular":
@@ -200,7 +206,7 @@ def _nearest_around(
     ct = np.ascontiguousarray(cent[near].transpose(0, 2, 1))  # (nc, f, K)
     half = 0.5 * np.einsum("ij,ij->i", cent, cent)[near] if metric.name == "euclidean" else None
     order = np.argsort(cell, kind="stable")
-    ptr = np.concatenate([[0], np.cumsum(np.bincount(cell, minlength=n_cells))])
+    ptr = _bounds(cell, n_cells)
     out = np.empty(len(x), np.int64)
 
     def cells(cs: range) -> None:
@@ -216,10 +222,6 @@ def _nearest_around(
     cuts = np.unique(np.append(cuts, n_cells)).tolist()
     thread_map(cells, [range(a, b) for a, b in pairwise(cuts)], n_jobs)
     return out
-
-
-def _count(cell: np.ndarray) -> int:
-    return int(cell.max(initial=-1)) + 1
 
 
 def build_cells(
@@ -244,7 +246,7 @@ def build_cells(
         if metric.name == "angular":
             _unit(x, out=x)
     cap = max(2 * math.ceil(math.sqrt(len(ids))), 1)
-    cell = _relabel(_tree_cut(forest, len(store), cap)[ids])
+    cell, _ = _relabel(_tree_cut(forest, len(store), cap)[ids])
     xt = np.ascontiguousarray(x.T)  # once: only the labels change between rounds
     cent = _centroids(metric, xt, cell)
     # the rounds move centroids, which an evenly spaced sample places as well as all items
@@ -262,12 +264,11 @@ def build_cells(
     for _ in range(1 + FULL_ROUNDS):  # every item, to its nearest centroid
         cell = _nearest(metric, x, cent, n_jobs)
         cent = _centroids(metric, xt, cell, cent)
-    cent = cent[np.bincount(cell, minlength=len(cent)) > 0]
-    cell = _relabel(cell)
-    nc = len(cent)
+    cell, used = _relabel(cell, len(cent))  # cells left empty are dropped
+    cent = cent[used]
     order = np.argsort(cell, kind="stable")
     holes = np.flatnonzero(~present)
-    ptr = np.concatenate([[0], np.cumsum(np.bincount(cell, minlength=nc))]).astype(np.int64)
+    ptr = _bounds(cell, len(cent))
     return Cells.ordered(np.concatenate([ids[order], holes]), ptr, cent, present)
 
 
@@ -340,7 +341,7 @@ def probe_candidates(
         lo, hi = ptr[top[0]], ptr[top[0] + 1]
         spans = list(zip(lo.tolist(), hi.tolist(), strict=True))
         q0 = qx[0]
-        if read is widen:
+        if store.dtype != np.float16:
             s = np.concatenate([store[a:z] @ q0 for a, z in spans])
         else:  # float16: one conversion of all rows costs less than one per cell
             s = read(np.concatenate([store[a:z] for a, z in spans])) @ q0
