@@ -133,6 +133,35 @@ def test_targets_pass_and_fail_on_hand_made_results():
     assert "## angular, 1 thread" in md and "4,000 (4.00x)" in md
 
 
+def test_build_and_file_targets_count_the_tree_variant_and_show_the_cells_beside():
+    results = _fake_results(4000.0)
+    probe = {"variant": {"n_trees": 50, "probe": True}}
+    results["runs"] += [
+        # trees and cells: slower and larger than annoy, but not the forest annoy builds
+        rec
+        for rec in (
+            {**r, **probe, "build_trees_s": 20.0, "file_bytes": 90}
+            for r in results["runs"]
+            if r["system"] == "annoy-adapters" and r["threads"] == 1 and "file_bytes" in r
+        )
+    ]
+    got = {t["target"]: t for t in check_targets(results)}
+    assert got["4"]["status"] == "PASS" and got["5"]["status"] == "PASS"
+    assert "with cells (50-tree probe index, not counted): n_jobs=1 20.00 s = 2.00x" in (
+        got["4"]["detail"]
+    )
+    assert "with cells (50-tree probe index, not counted): 0.0 MB = 0.90x" in got["5"]["detail"]
+
+
+def test_tree_variants_build_trees_only_and_probe_variants_add_cells():
+    from benchmarks.systems.ours import AnnoyAdaptersSystem
+
+    X = np.random.default_rng(0).standard_normal((3000, 8)).astype(np.float32)
+    system = AnnoyAdaptersSystem()
+    assert system.build(X, "euclidean", {"n_trees": 2}, 1, 0).get_n_cells() == 0
+    assert system.build(X, "euclidean", {"n_trees": 2, "probe": True}, 1, 0).get_n_cells() > 0
+
+
 def test_targets_are_checked_per_vector_dtype_without_mixing_them():
     # float16 runs: a small file (passes 5) but slow one-query calls (fails 3); float32 the
     # opposite: each configuration is judged on its own figures

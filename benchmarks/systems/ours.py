@@ -2,6 +2,8 @@
 
 Two searches of one index kind: the trees (knob ``search_k``), and the cell scan (knob
 ``probe``, swept as ``{"probe": p}`` on a variant of its own, so it is a series of its own).
+Tree variants build trees only (``cells=False``), the forest annoy builds; probe variants
+build the trees and the cells.
 """
 
 from __future__ import annotations
@@ -71,7 +73,8 @@ class AnnoyAdaptersSystem(System):
         t0 = time.perf_counter()
         index.add_items(X)
         t1 = time.perf_counter()
-        index.build(variant["n_trees"], n_jobs=threads)
+        # cells only where probe searches use them: a tree variant builds what annoy builds
+        index.build(variant["n_trees"], n_jobs=threads, cells=bool(variant.get("probe")))
         self.timings = {"add_s": t1 - t0, "trees_s": time.perf_counter() - t1}
         return index
 
