@@ -147,8 +147,9 @@ def test_build_and_file_targets_count_the_tree_variant_and_show_the_cells_beside
     ]
     got = {t["target"]: t for t in check_targets(results)}
     assert got["4"]["status"] == "PASS" and got["5"]["status"] == "PASS"
-    assert "with cells (50-tree probe index, not counted): n_jobs=1 20.00 s = 2.00x" in (
-        got["4"]["detail"]
+    assert (
+        "with cells (50-tree probe index, not counted): n_jobs=1 20.00 s = 2.00x"
+        in (got["4"]["detail"])
     )
     assert "with cells (50-tree probe index, not counted): 0.0 MB = 0.90x" in got["5"]["detail"]
 
