@@ -380,8 +380,7 @@ def probe_candidates(
         lo, hi = ptr[probed], ptr[probed + 1]
         spans = list(zip(lo.tolist(), hi.tolist(), strict=True))
         q0 = qx[0]
-        # per cell, float16 rows are converted while in cache; and one product of all rows
-        # would be large enough for BLAS threads, which fight the caller's (gensim's) own
+        # per cell: float16 rows are widened while they are in cache
         s = np.concatenate([read(store[a:z]) @ q0 for a, z in spans])
         s = _cell_scores(metric, s, np.concatenate([sqnorm[a:z] for a, z in spans]))
         pos = _top_after_first(s, kk, int(hi[0] - lo[0]))
