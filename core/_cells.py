@@ -184,8 +184,8 @@ def _centroids(
 
 
 def _transposed(x: np.ndarray, n_jobs: int) -> np.ndarray:
-    """``x.T`` contiguous, a block of rows at a time: each block's columns stay in cache
-    (~3x one strided copy of all rows, which was 1/6 of the cells' time)."""
+    """``x.T`` contiguous, a block of rows at a time so each block stays in cache (GloVe,
+    memory already touched: 33 ms, against 93 ms for one strided copy of all rows)."""
     xt = np.empty(x.shape[::-1], x.dtype)
 
     def block(lo: int) -> None:
