@@ -66,9 +66,17 @@ def test_probing_every_cell_is_exact(metric: str) -> None:
     np.testing.assert_allclose(d, oracle, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("vector_dtype", ["float32", "float16"])
 @pytest.mark.parametrize("metric", CELL_METRICS)
-def test_one_query_equals_its_batch_row(metric: str) -> None:
-    index, _ = built(metric)
+def test_one_query_equals_its_batch_row(metric: str, vector_dtype: str, monkeypatch) -> None:
+    from annoy_adapters.core import _cells
+
+    # products of a few rows each: a float16 query's widened rows are cut into many pieces
+    monkeypatch.setattr(_cells, "BLAS_ROWS", 7)
+    x = clustered(6000, 16, seed=0)
+    index = AnnoyIndex(16, metric, seed=0, vector_dtype=vector_dtype)
+    index.add_items(x)
+    index.build(5)
     q = clustered(40, 16, seed=3)
     ids, d = index.query(q, K, probe=6)
     for row in range(len(q)):
