@@ -62,6 +62,7 @@ class _Chunk:
         self.leaves: list[dict[str, np.ndarray]] = []
         self.n_splits = 0
         self.level = 0
+        self._scan: tuple[np.ndarray, np.ndarray] | None = None  # buffers of the scans
         self._retire(self.perm, self.start)  # roots small enough are leaves already
 
     def _key(self, nodes: np.ndarray, purpose: int, *extra: np.ndarray | int) -> np.ndarray:
@@ -211,7 +212,8 @@ class _Chunk:
         normals: np.ndarray,
         offsets: np.ndarray,
     ) -> np.ndarray:
-        """Margins of ``items`` (node order) computed in item order, reading rows in place.
+        """Signs (int8) of the margins of ``items`` (node order) computed in item order,
+        reading rows in place.
 
         While most items are still in open nodes, scanning the rows in storage order and
         gathering each one's small plane beats gathering every item's row (that gather was the
@@ -221,11 +223,13 @@ class _Chunk:
         dt = self.pos_dtype
         # (tree, item) -> flat slot; items come node by node
         where = np.repeat((self.tree[nodes] * n).astype(dt), self.len[nodes]) + items
-        plane = np.full(self.rows, len(nodes), dt)  # len(nodes): the zero plane
-        plane[where] = owner
+        if self._scan is None:  # kept from level to level: fresh pages cost ~2 ms/MB here
+            self._scan = (np.empty(self.rows, dt), np.empty(self.rows, np.float32))
+        plane, m = self._scan
+        plane.fill(len(nodes))  # len(nodes): the zero plane
+        np.put(plane, where, owner)  # put / take: ~25% faster than fancy indexing here
         normals = np.concatenate([normals, np.zeros((1, normals.shape[1]), np.float32)])
         offsets = np.append(offsets, np.float32(0))
-        m = np.empty(len(plane), np.float32)
         planes = np.empty((min(BLOCK, n), normals.shape[1]), np.float32)  # reused: no new pages
         for lo in range(0, n, BLOCK):
             x = z.block(lo, min(lo + BLOCK, n))
@@ -236,7 +240,8 @@ class _Chunk:
                 # out= with mode "raise" would buffer the copy; every o is a valid plane
                 np.take(normals, o, axis=0, out=p, mode="clip")
                 z.block_margins(x, lo, p, offsets[o], out=m[sl])
-        return m[where]
+        # only the signs matter: gathered as int8, a quarter of the bytes of random reads
+        return np.take(np.sign(m).astype(np.int8), where)
 
     def _random_sides(self, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Balanced random sides for nodes no plane could split (e.g. duplicate points)."""
