@@ -88,12 +88,15 @@ class _Chunk:
                 pos = start[gg, None] + rng.below(key, ln[gg, None])
                 for lo in range(0, len(gg), step):
                     g = gg[lo : lo + step]
-                    s = z.rows(self.perm[pos[lo : lo + step]])
-                    p[g], q[g] = self._lloyd(s, p[g], q[g])
+                    items = self.perm[pos[lo : lo + step]]
+                    p[g], q[g] = self._lloyd(z.rows(items), z.squares(items), p[g], q[g])
         return self.metric.plane(p, q)
 
-    def _lloyd(self, s: np.ndarray, p: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Two-means steps on each node's samples ``s`` (A, S, d) from centroids p, q.
+    def _lloyd(
+        self, s: np.ndarray, ss: np.ndarray | None, p: np.ndarray, q: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Two-means steps on each node's samples ``s`` (A, S, d) from centroids p, q;
+        ``ss`` (A, S) are the samples' squared norms when the tree space holds them.
 
         Annoy weighs each centroid's distance by its count (``ic * d`` in its online steps), so
         the larger side gives up the points in between and splits come out balanced (GloVe
@@ -105,9 +108,10 @@ class _Chunk:
         """
         a, size = s.shape[0], s.shape[1]
         total = np.matmul(np.ones((1, size), np.float32), s)[:, 0]  # BLAS: ~3x s.sum(axis=1)
-        ss = None
-        if self.metric.name != "manhattan":
-            ss = np.einsum("asd,asd->as", s, s)[:, None]
+        if self.metric.name == "manhattan":
+            ss = None
+        else:
+            ss = (np.einsum("asd,asd->as", s, s) if ss is None else ss)[:, None]
         k = np.arange(1, size + 1, dtype=np.float32)
         cross = (1 + size - k) / (1 + k)
         node = np.arange(a)
