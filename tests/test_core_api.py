@@ -168,6 +168,40 @@ def test_same_bytes_with_and_without_the_unit_row_cache(tmp_path, monkeypatch, m
 
 
 @pytest.mark.parametrize(
+    ("metric", "vector_dtype", "gaps"),
+    [(m, "float32", False) for m in ("angular", "euclidean", "dot")]
+    + [("euclidean", "float16", False), ("angular", "float32", True), ("dot", "float32", True)],
+)
+def test_same_bytes_whether_squared_norms_are_held_or_computed(
+    tmp_path, monkeypatch, metric, vector_dtype, gaps
+) -> None:
+    """Two-means reads its samples' squared norms from the tree space when it holds them;
+    they must be the norms of the very rows it samples (ids with gaps shift those rows)."""
+    from annoy_adapters.core._treespace import TreeSpace
+
+    x = data_for(metric, 3000, 8)
+    ids = np.arange(len(x)) * (3 if gaps else 1)
+    held = []
+    squares = TreeSpace.squares
+    monkeypatch.setattr(
+        TreeSpace,
+        "squares",
+        lambda self, items: held.append(self.sq is not None) or squares(self, items),
+    )
+    blobs = []
+    for computed in (False, True):
+        if computed:
+            monkeypatch.setattr(TreeSpace, "squares", lambda self, items: None)
+        index = AnnoyIndex(8, metric, seed=7, vector_dtype=vector_dtype)
+        index.add_items(x, ids=ids)
+        index.build(6, n_jobs=1)
+        index.save(tmp_path / f"{computed}.idx")
+        blobs.append((tmp_path / f"{computed}.idx").read_bytes())
+    assert held and all(held)
+    assert blobs[0] == blobs[1]
+
+
+@pytest.mark.parametrize(
     ("metric", "vector_dtype", "unit_cache"),
     [(m, "float32", True) for m in ("angular", "euclidean", "manhattan", "dot")]
     + [("euclidean", "float16", True), ("angular", "float16", False)],
