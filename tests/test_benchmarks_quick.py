@@ -163,6 +163,27 @@ def test_tree_variants_build_trees_only_and_probe_variants_add_cells():
     assert system.build(X, "euclidean", {"n_trees": 2, "probe": True}, 1, 0).get_n_cells() > 0
 
 
+def test_a_slow_exact_reference_is_measured_and_a_slow_sweep_point_is_skipped():
+    from benchmarks.systems.numpy_brute import NumpyBruteSystem
+    from benchmarks.systems.ours import AnnoyAdaptersSystem
+    from benchmarks.worker import _point
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((2000, 8)).astype(np.float32)
+    Q = rng.standard_normal((400, 8)).astype(np.float32)
+    _, gt = ground_truth(X, Q, 10, "euclidean")
+    spec = {"k": 10, "threads": 1, "metric": "euclidean", "max_point_seconds": 0.0}
+    data = (X, Q, Q, gt)
+    brute, ours = NumpyBruteSystem(), AnnoyAdaptersSystem()
+    skipped: list = []
+    # every point projects past a limit of 0 s: only the exact one runs
+    exact = _point(spec, brute, brute.build(X, "euclidean", {}, 1, 0), data, "batch", None, skipped)
+    assert exact is not None and exact["recall"] == 1.0 and exact["n_queries"] == len(Q)
+    model = ours.build(X, "euclidean", {"n_trees": 2}, 1, 0)
+    assert _point(spec, ours, model, data, "batch", 100, skipped) is None
+    assert [s["value"] for s in skipped] == [100]
+
+
 def test_targets_are_checked_per_vector_dtype_without_mixing_them():
     # float16 runs: a small file (passes 5) but slow one-query calls (fails 3); float32 the
     # opposite: each configuration is judged on its own figures
