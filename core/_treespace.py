@@ -40,12 +40,8 @@ class TreeSpace:
                 self.unit[lo:hi] = self._rows(np.arange(lo, hi))
         # every row's squared norm, once: two-means reads them for ~70 samples of every node
         # (recomputing them took ~10% of its steps); the same einsum, so the same bits
-        self.sq = None
         held = self.unit if self.unit is not None else self.cell_rows()
-        if held is not None and metric.name != "manhattan":
-            self.sq = np.empty(len(held), np.float32)
-            for lo, hi in _blocks(len(held)):
-                np.einsum("ij,ij->i", held[lo:hi], held[lo:hi], out=self.sq[lo:hi])
+        self.sq = squared_norms(held) if held is not None and metric.name != "manhattan" else None
 
     def __len__(self) -> int:
         return len(self.ids)

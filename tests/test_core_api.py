@@ -136,11 +136,17 @@ def test_int64_ids_beyond_int32() -> None:
 
 
 def _saved_bytes(
-    path, metric: str, x: np.ndarray, n_trees: int = 6, n_jobs: int = -1, **index_kw
+    path,
+    metric: str,
+    x: np.ndarray,
+    n_trees: int = 6,
+    n_jobs: int = -1,
+    ids: np.ndarray | None = None,
+    **index_kw,
 ) -> tuple[AnnoyIndex, bytes]:
     """Build an index of ``x`` (seed 7 unless given), save it to ``path``: it and its bytes."""
     index = AnnoyIndex(x.shape[1], metric, **{"seed": 7, **index_kw})
-    index.add_items(x)
+    index.add_items(x, ids=ids)
     index.build(n_trees, n_jobs=n_jobs)
     index.save(path)
     return index, path.read_bytes()
@@ -192,11 +198,8 @@ def test_same_bytes_whether_squared_norms_are_held_or_computed(
     for computed in (False, True):
         if computed:
             monkeypatch.setattr(TreeSpace, "squares", lambda self, items: None)
-        index = AnnoyIndex(8, metric, seed=7, vector_dtype=vector_dtype)
-        index.add_items(x, ids=ids)
-        index.build(6, n_jobs=1)
-        index.save(tmp_path / f"{computed}.idx")
-        blobs.append((tmp_path / f"{computed}.idx").read_bytes())
+        path = tmp_path / f"{computed}.idx"
+        blobs.append(_saved_bytes(path, metric, x, 6, 1, ids, vector_dtype=vector_dtype)[1])
     assert held and all(held)
     assert blobs[0] == blobs[1]
 
