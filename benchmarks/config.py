@@ -49,6 +49,8 @@ FULL: dict = {
     # builds timed per index (the fastest counts): one build on a shared machine can read
     # twice its time
     "build_repeats": 1,
+    # rounds of annoy / annoy-adapters builds in turn, side by side for target 4 (paired.py)
+    "paired_builds": 3,
     # None: one-query-per-call modes are timed on all queries, like batch modes.
     "per_call_queries": None,
     "scale_sizes": [50_000, 100_000, 200_000, 500_000],
@@ -81,6 +83,7 @@ QUICK.update(
         "max_point_seconds": 5.0,
         "per_call_queries": 100,
         "build_repeats": 2,
+        "paired_builds": 1,
         "scale_sizes": [5_000, 10_000],
         "scale_queries": 200,
         "scale_systems": ["annoy-adapters", "annoy", "numpy-brute"],

@@ -204,6 +204,11 @@ def check_targets(results: dict) -> list[dict]:
                 f"{c_build[t]:.2f} s = {c_build[t] / a_build[t]:.2f}x, n_jobs=2 "
                 f"{_fmt(c_build2.get(t), fmt='{:.2f}')} s"
             )
+        paired = _paired(results, metric, config)
+        if paired is not None:  # builds side by side decide; the tables' jobs are shown beside
+            ok4, detail = paired
+            table = "; ".join(parts)
+            parts = [detail, f"in the tables' jobs (not counted): {table}"] if table else [detail]
         add("4", ok4, "; ".join(parts) or "no data")
 
         a_file, o_file = by_trees(s1, "annoy", "file_bytes"), by_trees(s1, OURS, "file_bytes")
@@ -239,6 +244,47 @@ def check_targets(results: dict) -> list[dict]:
             }
         )
     return out
+
+
+def _paired(results: dict, metric: str, config: str) -> tuple[bool, str] | None:
+    """Target 4 from the alternated builds (``paired.py``) of one metric and dtype, or None
+    when the run has none."""
+    recs = [r for r in results.get("paired", []) if r["metric"] == metric]
+    annoy = [r for r in recs if r["system"] == "annoy"]
+    ours = {r["threads"]: r for r in recs if r["system"] == OURS and _dtype(r) == config}
+    if not annoy or 1 not in ours:
+        return None
+    a, o1, o2 = annoy[0], ours[1], ours.get(2)
+    ab, ob, ob2 = (r.get("build_trees_s") if r else None for r in (a, o1, o2))
+    if ab is None or ob is None:
+        error = (a.get("error") or o1.get("error") or "?").strip().splitlines()[-1]
+        return False, f"alternated builds: no data ({error[:200]})"
+    ok = ob <= ab and ob2 is not None and ob2 <= 0.6 * ab
+    rounds = len(a["runs_s"])
+    detail = (
+        f"alternated builds (fastest of {rounds} round{'s' * (rounds != 1)}), "
+        f"{a['variant']['n_trees']} trees: "
+        f"annoy {ab:.2f} s, n_jobs=1 {ob:.2f} s = {ob / ab:.2f}x (need <= 1x), n_jobs=2 "
+        f"{_fmt(ob2, fmt='{:.2f}')} s = {_fmt(None if ob2 is None else ob2 / ab, fmt='{:.2f}')}x"
+        " (need <= 0.6x)"
+    )
+    return ok, detail
+
+
+def paired_table(results: dict) -> str:
+    """Markdown table of the alternated builds: every round's time and the fastest."""
+    rows = results.get("paired", [])
+    if not rows:
+        return ""
+    lines = ["| metric | build | threads | fastest s | every round s |", "|---|---|---|---|---|"]
+    for r in rows:
+        who = f"{r['system']} {r['variant']['n_trees']} trees"
+        if r["system"] == OURS:
+            who += f", {_dtype(r)}"
+        runs = ", ".join(f"{t:.2f}" for t in r["runs_s"]) or "ERROR"
+        fastest = _fmt(r.get("build_trees_s"), fmt="{:.2f}")
+        lines.append(f"| {r['metric']} | {who} | {r['threads']} | {fastest} | {runs} |")
+    return "\n".join(lines)
 
 
 def _dtype(s: dict) -> str:
@@ -323,6 +369,17 @@ def markdown_report(results: dict, png: str | None = None, scale_png: str | None
                 out += ["", f"## {metric}, {threads} thread{'s' if threads > 1 else ''}", "", table]
     if png:
         out += ["", f"![recall vs throughput]({png})"]
+    pt = paired_table(results)
+    if pt:
+        out += [
+            "",
+            "## Alternated builds (target 4)",
+            "",
+            "Tree building only (`build`), annoy and annoy-adapters in turn in fresh processes, "
+            "round after round in a rotated order, so both meet the machine in the same state.",
+            "",
+            pt,
+        ]
     out += ["", "## Targets (issue 4)", ""]
     out += [f"- **{t['status']}** target {t['target']} [{target_scope(t)}]: {t['detail']}"
             for t in results.get("targets", [])]  # fmt: skip

@@ -3,7 +3,8 @@
 Prepares the data (GloVe 6B 50d split and synthetic scaling series, with
 exact ground truth cached under ``--cache-dir``), then runs every
 (system, build variant, metric, thread count) job in its own subprocess,
-strictly one after another so jobs never compete for the two cores. Writes
+strictly one after another so jobs never compete for the two cores, then the
+alternated annoy / annoy-adapters builds of target 4 (``paired.py``). Writes
 ``<name>.json``, ``<name>.md`` and ``<name>.png`` (+ ``<name>-scaling.png``)
 under ``--out-dir`` and prints the target checks.
 """
@@ -25,6 +26,7 @@ from importlib import metadata
 from pathlib import Path
 
 from benchmarks.config import ALL_SYSTEMS, defaults
+from benchmarks.paired import paired_build_jobs
 from benchmarks.threads import thread_env
 
 HERE = Path(__file__).resolve().parent
@@ -94,6 +96,11 @@ def parse_args(argv: list[str] | None = None) -> dict:
     p.add_argument("--repeats", type=int, help="time each point this many times, keep the best")
     p.add_argument(
         "--build-repeats", type=int, help="build each index this many times, keep the fastest"
+    )
+    p.add_argument(
+        "--paired-builds",
+        type=int,
+        help="rounds of alternated annoy / annoy-adapters builds for target 4; 0 skips them",
     )
     p.add_argument("--scale-sizes", type=_ints, help="synthetic series sizes; '' skips it")
     p.add_argument("--scale-queries", type=int)
@@ -371,6 +378,8 @@ def main(argv: list[str] | None = None) -> int:
                         results["runs"].extend(
                             glove_jobs(cfg, name, metric, threads, ddir, workdir)
                         )
+        job = lambda spec: run_job(spec, cfg, workdir)  # noqa: E731
+        results["paired"] = list(paired_build_jobs(cfg, skipped, ddir, job, _log))
         for record in scale_jobs(
             {**cfg, "scale_systems": [s for s in cfg["scale_systems"] if s not in skipped]},
             workdir,

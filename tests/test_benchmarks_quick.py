@@ -209,6 +209,62 @@ def test_targets_are_checked_per_vector_dtype_without_mixing_them():
     assert "target 5 [angular, float16 vectors]" in md and "target 5 [angular]:" in md
 
 
+def test_alternated_builds_cover_annoy_and_each_thread_count_and_dtype():
+    from benchmarks.config import defaults
+    from benchmarks.paired import paired_configs
+
+    cfg = defaults(True)
+    cfg["systems_2threads"] = ["annoy-adapters"]
+    got = [
+        (c["system"], c["threads"], c["variant"].get("vector_dtype"))
+        for c in paired_configs(cfg, {})
+    ]
+    assert got == [
+        ("annoy", 1, None),
+        ("annoy-adapters", 1, None),
+        ("annoy-adapters", 1, "float16"),
+        ("annoy-adapters", 2, None),
+        ("annoy-adapters", 2, "float16"),
+    ]
+    assert paired_configs(cfg, {"annoy": "module 'annoy' not installed"}) == []
+    assert paired_configs({**cfg, "paired_builds": 0}, {}) == []
+
+
+def test_alternated_builds_decide_target_4_and_the_tables_builds_are_shown_beside():
+    def paired(annoy_s, ours1_s, ours2_s):
+        recs = [
+            ("annoy", 1, annoy_s),
+            ("annoy-adapters", 1, ours1_s),
+            ("annoy-adapters", 2, ours2_s),
+        ]
+        return [
+            {"section": "paired", "metric": "angular", "system": system, "threads": threads,
+             "variant": {"n_trees": 50}, "runs_s": [t, t + 1], "build_trees_s": t}
+            for system, threads, t in recs
+        ]  # fmt: skip
+
+    results = _fake_results(4000.0)  # in its tables: annoy 10 s, ours 9 s and 5 s: PASS
+    results["paired"] = paired(10.0, 10.5, 5.0)  # side by side, one thread is slower
+    got = {t["target"]: t for t in check_targets(results)}["4"]
+    assert got["status"] == "FAIL"
+    assert got["detail"].startswith(
+        "alternated builds (fastest of 2 rounds), 50 trees: annoy 10.00 s, n_jobs=1 10.50 s"
+        " = 1.05x (need <= 1x), n_jobs=2 5.00 s = 0.50x"
+    )
+    assert (
+        "in the tables' jobs (not counted): 50 trees: annoy 10.00 s, n_jobs=1 9.00 s"
+        in (got["detail"])
+    )
+    results["paired"] = paired(10.0, 9.5, 6.5)  # two threads above 0.6x
+    assert {t["target"]: t["status"] for t in check_targets(results)}["4"] == "FAIL"
+    results["paired"] = paired(10.0, 9.5, 5.5)
+    assert {t["target"]: t["status"] for t in check_targets(results)}["4"] == "PASS"
+    results["targets"] = check_targets(results)
+    md = markdown_report(results)
+    assert "## Alternated builds (target 4)" in md
+    assert "| angular | annoy-adapters 50 trees, float32 | 2 | 5.50 | 5.50, 6.50 |" in md
+
+
 @pytest.mark.slow
 def test_quick_benchmark_writes_well_formed_outputs(tmp_path):
     out, cache = tmp_path / "results", tmp_path / "cache"
@@ -272,7 +328,21 @@ def test_quick_benchmark_writes_well_formed_outputs(tmp_path):
             for t in "12345":
                 assert f"Target {t} [{scope}]: {got[t]}" in proc.stdout
 
+    # target 4 is read from the alternated builds: every configuration built in every round
+    for metric in cfg["metrics"]:
+        recs = [r for r in results["paired"] if r["metric"] == metric]
+        assert len(recs) == 1 + 2 * len(cfg["aa_vector_dtypes"]), recs
+        for r in recs:
+            assert "error" not in r, r["error"]
+            assert len(r["runs_s"]) == cfg["paired_builds"] and r["build_trees_s"] > 0
+    assert all(
+        t["detail"].startswith("alternated builds (fastest of 1 round)")
+        for t in targets
+        if t["target"] == "4"
+    )
+
     md = (out / "quick.md").read_text()
+    assert "## Alternated builds (target 4)" in md
     assert "## angular, 1 thread" in md and "## Targets (issue 4)" in md and "## Scaling" in md
     for png in (out / "quick.png", out / "quick-scaling.png"):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
