@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import json
 import os
 import platform
@@ -378,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
                         results["runs"].extend(
                             glove_jobs(cfg, name, metric, threads, ddir, workdir)
                         )
-        job = lambda spec: run_job(spec, cfg, workdir)  # noqa: E731
+        job = functools.partial(run_job, cfg=cfg, workdir=workdir)
         results["paired"] = list(paired_build_jobs(cfg, skipped, ddir, job, _log))
         for record in scale_jobs(
             {**cfg, "scale_systems": [s for s in cfg["scale_systems"] if s not in skipped]},
