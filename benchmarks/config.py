@@ -93,6 +93,17 @@ QUICK.update(
 )
 
 
+def systems_for(cfg: dict, threads: int) -> list[str]:
+    """The systems a run measures at ``threads`` threads.
+
+    Examples
+    --------
+    >>> systems_for({"systems": ["annoy"], "systems_2threads": []}, 2)
+    []
+    """
+    return cfg["systems"] if threads == 1 else cfg["systems_2threads"]
+
+
 def defaults(quick: bool) -> dict:
     """Return a fresh copy of the quick or full configuration.
 

@@ -13,7 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from benchmarks.config import systems_for
 from benchmarks.report import OURS
+from benchmarks.systems import get_system
 
 ANNOY = "annoy"
 
@@ -28,16 +30,16 @@ def paired_configs(cfg: dict, skipped: dict) -> list[dict]:
     if ANNOY not in cfg["systems"] or OURS not in cfg["systems"]:
         return []
     trees = common[0]
-    out = [{"system": ANNOY, "threads": 1, "variant": {"n_trees": trees}}]
+
+    def forests(system: str) -> list[dict]:
+        # the variants of the tables' tree series (ours: trees only, no cells, as annoy builds)
+        variants = get_system(system).variants(cfg)
+        return [v for v in variants if v.get("n_trees") == trees and not v.get("probe")]
+
+    out = [{"system": ANNOY, "threads": 1, "variant": v} for v in forests(ANNOY)]
     for threads in cfg["threads"]:
-        if OURS not in (cfg["systems"] if threads == 1 else cfg["systems_2threads"]):
-            continue
-        for dtype in cfg.get("aa_vector_dtypes") or ["float32"]:
-            # the variant of the tables' tree series: trees only (no cells), as annoy builds
-            variant = {"n_trees": trees, "leaf_size": cfg.get("aa_leaf_size")}
-            if dtype != "float32":
-                variant["vector_dtype"] = dtype
-            out.append({"system": OURS, "threads": threads, "variant": variant})
+        if OURS in systems_for(cfg, threads):
+            out += [{"system": OURS, "threads": threads, "variant": v} for v in forests(OURS)]
     return out
 
 

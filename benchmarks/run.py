@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
 
-from benchmarks.config import ALL_SYSTEMS, defaults
+from benchmarks.config import ALL_SYSTEMS, defaults, systems_for
 from benchmarks.paired import paired_build_jobs
 from benchmarks.threads import thread_env
 
@@ -372,9 +372,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-", dir=cache_dir) as tmp:
         workdir = Path(tmp)
         for threads in cfg["threads"]:
-            names = cfg["systems"] if threads == 1 else cfg["systems_2threads"]
             for metric in cfg["metrics"]:
-                for name in names:
+                for name in systems_for(cfg, threads):
                     if name not in skipped:
                         results["runs"].extend(
                             glove_jobs(cfg, name, metric, threads, ddir, workdir)
