@@ -31,7 +31,9 @@ BLOCK = 1 << 14  # rows per vectorized block: its temporaries (~BLOCK * dim * 4 
 MEANS_SAMPLES = 1 << 14  # samples per two-means block (~3 MB for GloVe): they stay in cache
 KEY_BLOCKS = 16  # two-means blocks whose sample positions are hashed together
 SCAN_SHARE = 0.3  # margins by a scan of all rows while this share of the chunk's items is open
-TARGET_ROWS = 1 << 21  # rows per chunk of trees: enough work per array op to hide Python
+# rows per chunk of trees at most: enough work per array op to hide Python, while the chunk's
+# bookkeeping (~100 bytes a row) bounds the build's memory
+MAX_ROWS = 1 << 21
 
 # hash "purposes", so different draws of one node never collide
 _INIT, _SAMPLE_P, _FLIP, _RANDOM_SIDE, _HAMMING_DIM = 1, 2, 3, 4, 5
@@ -426,9 +428,7 @@ def build_trees(
     """
     trees = np.asarray(trees, dtype=np.int64)
     normal_dim = z.dim
-    n = max(len(z), 1)
-    per_chunk = int(np.clip(TARGET_ROWS // n, 1, 256))
-    chunks = [trees[i : i + per_chunk] for i in range(0, len(trees), per_chunk)]
+    chunks = _chunks(trees, len(z), n_jobs)
 
     def one(chunk: np.ndarray) -> Forest:
         state = _Chunk(z, metric, chunk, seed, leaf_size)
@@ -440,3 +440,15 @@ def build_trees(
         return out
 
     return concat(thread_map(one, chunks, n_jobs), normal_dim)
+
+
+def _chunks(trees: np.ndarray, n: int, n_jobs: int) -> list[np.ndarray]:
+    """``trees`` in chunks of consecutive trees: as few as ``MAX_ROWS`` allows, but at least
+    one per thread (10 trees of 200,000 items made one chunk, which left ``n_jobs=2`` idle)
+    and in whole rounds of ``n_jobs``, of sizes within one tree of each other."""
+    if not len(trees):
+        return []
+    most = int(np.clip(MAX_ROWS // max(n, 1), 1, 256))
+    count = -(-len(trees) // most)
+    count = min(len(trees), -(-count // n_jobs) * n_jobs)
+    return np.array_split(trees, count)

@@ -237,6 +237,43 @@ def test_same_bytes_whether_margins_are_scanned_or_gathered(
     assert blobs[0] == blobs[1]
 
 
+def test_same_bytes_whatever_the_chunks_of_trees(tmp_path, monkeypatch, metric) -> None:
+    """Trees are built in chunks (fewer when single-threaded); one tree per chunk, chunks of
+    two and three, and one chunk of all trees must give the same file."""
+    import annoy_adapters.core._build as build
+
+    x = data_for(metric, 3000, 8)
+    blobs = []
+    for per_chunk, n_jobs in ((1, 1), (2, 1), (3, 2), (256, 1)):
+        monkeypatch.setattr(build, "MAX_ROWS", per_chunk * len(x))
+        path = tmp_path / f"{per_chunk}-{n_jobs}.idx"
+        blobs.append(_saved_bytes(path, metric, x, 6, n_jobs)[1])
+    assert all(b == blobs[0] for b in blobs[1:])
+
+
+@pytest.mark.parametrize(
+    ("n_trees", "n", "n_jobs", "sizes"),
+    [
+        (10, 390_000, 1, [5, 5]),  # MAX_ROWS = 2**21 rows: 5 GloVe trees
+        (10, 390_000, 2, [5, 5]),
+        (10, 200_000, 1, [10]),
+        (10, 200_000, 2, [5, 5]),  # one chunk would leave a thread idle
+        (25, 390_000, 2, [5, 4, 4, 4, 4, 4]),  # whole rounds of two threads
+        (3, 390_000, 4, [1, 1, 1]),
+        (7, 100, 1, [7]),
+        (300, 100, 1, [150, 150]),  # at most 256 trees a chunk
+        (2, 10_000_000, 1, [1, 1]),  # a tree alone beyond MAX_ROWS
+        (0, 100, 2, []),
+    ],
+)
+def test_chunks_of_trees(n_trees: int, n: int, n_jobs: int, sizes: list[int]) -> None:
+    from annoy_adapters.core._build import _chunks
+
+    chunks = _chunks(np.arange(n_trees) + 4, n, n_jobs)
+    assert [len(c) for c in chunks] == sizes
+    assert np.concatenate(chunks or [np.zeros(0, int)]).tolist() == list(range(4, n_trees + 4))
+
+
 @pytest.mark.parametrize("metric", ["angular", "euclidean"])
 def test_same_cells_whatever_n_jobs_across_assignment_blocks(tmp_path, monkeypatch, metric) -> None:
     """The cells' nearest-centroid passes run block by block on ``n_jobs`` threads."""
