@@ -53,22 +53,14 @@ def paired_build_jobs(
     """Yield one record per (metric, configuration): every round's tree-building time."""
     configs = paired_configs(cfg, skipped)
     rounds = int(cfg.get("paired_builds") or 0)
+    common = {"phase": "time_build", "seed": cfg["seed"], "k": cfg["k"], "data_dir": str(ddir)}
     for metric in cfg["metrics"] if configs else []:
+        specs = [{**c, **common, "metric": metric, "build_repeats": 1} for c in configs]
         times: list[list[float]] = [[] for _ in configs]
         errors: list[str | None] = [None] * len(configs)
         for r in range(rounds):
             for i in [(j + r) % len(configs) for j in range(len(configs))]:
-                c = configs[i]
-                spec = {
-                    **c,
-                    "phase": "time_build",
-                    "metric": metric,
-                    "seed": cfg["seed"],
-                    "k": cfg["k"],
-                    "data_dir": str(ddir),
-                    "build_repeats": 1,
-                }
-                got = run_job(spec)
+                got = run_job(specs[i])
                 if "error" in got:
                     errors[i] = errors[i] or got["error"]
                 else:

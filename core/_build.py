@@ -443,9 +443,9 @@ def build_trees(
 
 
 def _chunks(trees: np.ndarray, n: int, n_jobs: int) -> list[np.ndarray]:
-    """``trees`` in chunks of consecutive trees: as few as ``MAX_ROWS`` allows, but at least
-    one per thread (10 trees of 200,000 items made one chunk, which left ``n_jobs=2`` idle)
-    and in whole rounds of ``n_jobs``, of sizes within one tree of each other."""
+    """``trees`` in chunks of consecutive trees, each built by one thread: as few as
+    ``MAX_ROWS`` allows, in whole rounds of ``n_jobs`` so no thread idles, of sizes within one
+    tree of each other."""
     if not len(trees):
         return []
     most = int(np.clip(MAX_ROWS // max(n, 1), 1, 256))

@@ -238,7 +238,7 @@ def test_same_bytes_whether_margins_are_scanned_or_gathered(
 
 
 def test_same_bytes_whatever_the_chunks_of_trees(tmp_path, monkeypatch, metric) -> None:
-    """Trees are built in chunks (fewer when single-threaded); one tree per chunk, chunks of
+    """Trees are built in chunks (at least one per thread); one tree per chunk, chunks of
     two and three, and one chunk of all trees must give the same file."""
     import annoy_adapters.core._build as build
 
