@@ -64,7 +64,11 @@ class _Chunk:
         self.leaves: list[dict[str, np.ndarray]] = []
         self.n_splits = 0
         self.level = 0
-        self._scan: tuple[np.ndarray, np.ndarray] | None = None  # buffers of the scans
+        self._scan: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # scan buffers
+        # the scans' slot -> open node map is valid for this level, and what the level's full
+        # scan left to carry it to the next: (slot of each item in node order, margin signs)
+        self._plane_level = -1
+        self._scanned: tuple[np.ndarray, np.ndarray] | None = None
         self._retire(self.perm, self.start)  # roots small enough are leaves already
 
     def _key(self, nodes: np.ndarray, purpose: int, *extra: np.ndarray | int) -> np.ndarray:
@@ -230,10 +234,17 @@ class _Chunk:
         # (tree, item) -> flat slot; items come node by node
         where = np.repeat((self.tree[nodes] * n).astype(dt), self.len[nodes]) + items
         if self._scan is None:  # kept from level to level: fresh pages cost ~2 ms/MB here
-            self._scan = (np.empty(self.rows, dt), np.empty(self.rows, np.float32))
-        plane, m = self._scan
-        plane.fill(len(nodes))  # len(nodes): the zero plane
-        np.put(plane, where, owner)  # put / take: ~25% faster than fancy indexing here
+            self._scan = (
+                np.empty(self.rows, dt),
+                np.empty(self.rows, dt),
+                np.empty(self.rows, np.float32),
+            )
+        plane, _, m = self._scan
+        full = len(nodes) == len(self.len)  # every open node (nodes is a sorted subset)
+        if not (full and self._plane_level == self.level):
+            plane.fill(len(nodes))  # len(nodes): the zero plane
+            np.put(plane, where, owner)  # put / take: ~25% faster than fancy indexing here
+            self._plane_level = self.level if full else -1
         normals = np.concatenate([normals, np.zeros((1, normals.shape[1]), np.float32)])
         offsets = np.append(offsets, np.float32(0))
         planes = np.empty((min(BLOCK, n), normals.shape[1]), np.float32)  # reused: no new pages
@@ -247,7 +258,34 @@ class _Chunk:
                 np.take(normals, o, axis=0, out=p, mode="clip")
                 z.block_margins(x, lo, p, offsets[o], out=m[sl])
         # only the signs matter: gathered as int8, a quarter of the bytes of random reads
-        return np.take(np.sign(m).astype(np.int8), where)
+        signs = np.take(np.sign(m).astype(np.int8), where)
+        self._scanned = (where, signs) if full else None
+        return signs
+
+    def _next_planes(self, side: np.ndarray, child: np.ndarray, n_next: int) -> None:
+        """Carry the slot -> node map of this level's full scan to the next level's open
+        nodes, reading the sides in slot order, instead of scattering every item's node anew
+        (that ``put`` took ~7% of a build).
+
+        ``side``: the final sides in node order; ``child``: each node's children (side 0 of
+        every node, then side 1) as indices among the ``n_next`` open nodes of the next level,
+        ``n_next`` for leaves.
+        """
+        if self._scanned is None or self._plane_level != self.level:
+            self._plane_level = -1
+            return
+        where, signs = self._scanned
+        plane, spare, m = self._scan
+        in_slots = m > 0  # the scan's sides, slot by slot (closed slots read 0: side 0)
+        moved = np.flatnonzero(side != (signs > 0))  # ties, retried or random nodes
+        in_slots[where[moved]] = side[moved]
+        count = len(child) // 2
+        table = np.full(2 * count + 2, n_next, plane.dtype)  # closed slots stay closed
+        table[0 : 2 * count : 2], table[1 : 2 * count : 2] = child[:count], child[count:]
+        np.left_shift(plane, 1, out=spare)
+        spare += in_slots
+        np.take(table, spare, out=plane)
+        self._plane_level = self.level + 1
 
     def _random_sides(self, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Balanced random sides for nodes no plane could split (e.g. duplicate points)."""
@@ -342,6 +380,12 @@ class _Chunk:
             self.heap = children(self.heap * np.uint64(2), self.heap * np.uint64(2) + 1)
         self.parent = children(ids, ids)
         self.side = children(np.zeros(len(nodes), np.int64), np.ones(len(nodes), np.int64))
+        if self._scanned is not None:
+            keep = self.len > self.leaf  # as _retire decides
+            n_next = int(np.count_nonzero(keep))
+            index = np.where(keep, np.cumsum(keep) - 1, n_next)
+            self._next_planes(side, index[dest], n_next)
+            self._scanned = None
         self.level += 1
         self._retire(both, self.len.cumsum() - self.len)
         return bool(len(self.len))

@@ -308,7 +308,7 @@ class AnnoyIndex:
             self._store = self._store[: self._n]
             self._present = self._present[: self._n]
             present = np.flatnonzero(self._present)
-            z = TreeSpace(self._metric, self._store, present, self.f)
+            z = TreeSpace(self._metric, self._store, present, self.f, jobs)
             done = [0]
 
             def tick(k: int, total: int) -> None:

@@ -214,17 +214,24 @@ def test_same_bytes_whether_margins_are_scanned_or_gathered(
 ) -> None:
     """The build reads all rows in place while most items are open and gathers the open
     items' rows later; both must split every node alike (tree parts built apart,
-    as the Dask build does, take the two paths at different levels)."""
+    as the Dask build does, take the two paths at different levels).  The scans carry their
+    map of (tree, item) slots to nodes from level to level: it must match a fresh one."""
     import annoy_adapters.core._build as build
     import annoy_adapters.core._treespace as treespace
 
     if not unit_cache:  # float16 rows then stay half and are widened at every read
         monkeypatch.setattr(treespace, "UNIT_CACHE_BYTES", 0)
-    scans = []
-    scan = build._Chunk._scan_margins
+    scans, carried = [], []
+    scan, carry = build._Chunk._scan_margins, build._Chunk._next_planes
+
+    def next_planes(self, *a) -> None:  # the scans' map carried to the next level, or not
+        carry(self, *a)
+        carried.append(self._plane_level == self.level + 1)
+
     monkeypatch.setattr(
         build._Chunk, "_scan_margins", lambda self, *a: scans.append(1) or scan(self, *a)
     )
+    monkeypatch.setattr(build._Chunk, "_next_planes", next_planes)
     x = data_for(metric, 3000, 8)
     x[:10] = x[10]  # duplicates: zero margins and random sides on both paths
     blobs = []
@@ -233,7 +240,35 @@ def test_same_bytes_whether_margins_are_scanned_or_gathered(
         path = tmp_path / f"{share}.idx"
         blobs.append(_saved_bytes(path, metric, x, vector_dtype=vector_dtype)[1])
         assert bool(scans) == (share == 0.0)
-        scans.clear()
+        assert any(carried) == (share == 0.0)
+        scans.clear(), carried.clear()
+    assert blobs[0] == blobs[1]
+
+
+@pytest.mark.parametrize("metric", ["angular", "euclidean", "manhattan", "dot"])
+def test_the_scans_carried_map_is_a_fresh_one(tmp_path, monkeypatch, metric) -> None:
+    """The scans carry their map of (tree, item) slots to nodes from level to level, reading
+    the sides in slot order; sides the scan did not give (ties, retried and random nodes)
+    are patched in.  The trees must be those of a map made afresh at every level."""
+    import annoy_adapters.core._build as build
+
+    x = data_for(metric, 3000, 8)
+    x[:300] = x[0]  # duplicates: unbalanced splits retried, then random sides, then ties
+    carry = build._Chunk._next_planes
+    patched = []
+
+    def counting(self, side, *a) -> None:  # sides that differ from the scan's signs
+        patched.append(int(np.count_nonzero(side != (self._scanned[1] > 0))))
+        carry(self, side, *a)
+
+    def fresh(self, *a) -> None:
+        self._plane_level = -1
+
+    blobs = []
+    for name, next_planes in (("carried", counting), ("fresh", fresh)):
+        monkeypatch.setattr(build._Chunk, "_next_planes", next_planes)
+        blobs.append(_saved_bytes(tmp_path / f"{name}.idx", metric, x, 6, 1)[1])
+    assert sum(patched) > 0
     assert blobs[0] == blobs[1]
 
 
