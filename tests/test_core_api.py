@@ -272,6 +272,30 @@ def test_the_scans_carried_map_is_a_fresh_one(tmp_path, monkeypatch, metric) -> 
     assert blobs[0] == blobs[1]
 
 
+@pytest.mark.parametrize(
+    ("metric", "vector_dtype"),
+    [("angular", "float16"), ("euclidean", "float16"), ("angular", "float32")],
+)
+def test_same_tree_space_whatever_n_jobs(monkeypatch, metric, vector_dtype) -> None:
+    """The rows the trees read (widened float16, unit rows, squared norms) are prepared block
+    by block on the build's threads: the arrays of a one-pass computation, on one thread or
+    two."""
+    import annoy_adapters.core._treespace as treespace
+    from annoy_adapters.core._metrics import get_metric, squared_norms
+
+    monkeypatch.setattr(treespace, "BLOCK", 256)  # 3,000 rows: 12 blocks
+    stored = data_for(metric, 3000, 8).astype(vector_dtype)
+    ids = np.arange(len(stored))
+    for n_jobs in (1, 2):
+        z = treespace.TreeSpace(get_metric(metric), stored, ids, 8, n_jobs)
+        wide = stored.astype(np.float32)
+        assert z.stored.dtype == np.float32 and z.stored.tobytes() == wide.tobytes()
+        held = wide if z.unit is None else z._rows(ids)  # _rows: computed afresh, not held
+        if z.unit is not None:
+            assert z.unit.tobytes() == held.tobytes()
+        assert z.sq.tobytes() == squared_norms(held).tobytes()
+
+
 def test_same_bytes_whatever_the_chunks_of_trees(tmp_path, monkeypatch, metric) -> None:
     """Trees are built in chunks (at least one per thread); one tree per chunk, chunks of
     two and three, and one chunk of all trees must give the same file."""
