@@ -284,7 +284,7 @@ class _Chunk:
         table[0 : 2 * count : 2], table[1 : 2 * count : 2] = child[:count], child[count:]
         np.left_shift(plane, 1, out=spare)
         spare += in_slots
-        np.take(table, spare, out=plane)
+        np.take(table, spare, out=plane, mode="clip")  # every index is valid; "raise" buffers
         self._plane_level = self.level + 1
 
     def _random_sides(self, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
