@@ -264,8 +264,8 @@ class _Chunk:
 
     def _next_planes(self, side: np.ndarray, child: np.ndarray, n_next: int) -> None:
         """Carry the slot -> node map of this level's full scan to the next level's open
-        nodes, reading the sides in slot order, instead of scattering every item's node anew
-        (that ``put`` took ~7% of a build).
+        nodes, reading the sides in slot order: a lookup in a small table per slot instead of
+        a scatter of every open item's node (random writes over all slots) at each level.
 
         ``side``: the final sides in node order; ``child``: each node's children (side 0 of
         every node, then side 1) as indices among the ``n_next`` open nodes of the next level,

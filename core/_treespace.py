@@ -29,7 +29,7 @@ class TreeSpace:
         self, metric: Metric, stored: np.ndarray, ids: np.ndarray, f: int, n_jobs: int = 1
     ) -> None:
         # the row-wise setup below is split into blocks over ``n_jobs`` threads: it runs before
-        # the trees' threads start (~0.1-0.3 s of a GloVe build, mostly first touch of pages)
+        # the trees' threads start (0.1-0.35 s of a GloVe build, mostly first touch of pages)
         if stored.dtype == np.float16 and stored.size * 4 <= UNIT_CACHE_BYTES:
             # once, not at every gather of every level (a build took 1.6x)
             half, wide = stored, np.empty(stored.shape, np.float32)

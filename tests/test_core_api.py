@@ -241,7 +241,8 @@ def test_same_bytes_whether_margins_are_scanned_or_gathered(
         blobs.append(_saved_bytes(path, metric, x, vector_dtype=vector_dtype)[1])
         assert bool(scans) == (share == 0.0)
         assert any(carried) == (share == 0.0)
-        scans.clear(), carried.clear()
+        scans.clear()
+        carried.clear()
     assert blobs[0] == blobs[1]
 
 
