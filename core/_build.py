@@ -270,10 +270,8 @@ class _Chunk:
         ``side``: the final sides in node order; ``child``: each node's children (side 0 of
         every node, then side 1) as indices among the ``n_next`` open nodes of the next level,
         ``n_next`` for leaves.
+        Called after a full scan of this level, which left the map valid for it.
         """
-        if self._scanned is None or self._plane_level != self.level:
-            self._plane_level = -1
-            return
         where, signs = self._scanned
         plane, spare, m = self._scan
         in_slots = m > 0  # the scan's sides, slot by slot (closed slots read 0: side 0)
@@ -381,7 +379,7 @@ class _Chunk:
         self.parent = children(ids, ids)
         self.side = children(np.zeros(len(nodes), np.int64), np.ones(len(nodes), np.int64))
         if self._scanned is not None:
-            keep = self.len > self.leaf  # as _retire decides
+            keep = self._staying_open()
             n_next = int(np.count_nonzero(keep))
             index = np.where(keep, np.cumsum(keep) - 1, n_next)
             self._next_planes(side, index[dest], n_next)
@@ -390,11 +388,15 @@ class _Chunk:
         self._retire(both, self.len.cumsum() - self.len)
         return bool(len(self.len))
 
+    def _staying_open(self) -> np.ndarray:
+        """Which nodes of ``self.len`` are too large to be leaves."""
+        return self.len > self.leaf
+
     def _retire(self, items: np.ndarray, starts: np.ndarray) -> None:
         """Record the nodes of ``items`` (runs at ``starts``) small enough to be leaves and
         keep the rest open, their items contiguous in ``self.perm``."""
-        is_leaf = self.len <= self.leaf
-        lf = np.flatnonzero(is_leaf)
+        keep = self._staying_open()
+        lf = np.flatnonzero(~keep)
         if len(lf):
             self.leaves.append(
                 dict(
@@ -407,7 +409,6 @@ class _Chunk:
                     items=items[_ranges(starts[lf], self.len[lf])],
                 )
             )
-            keep = ~is_leaf
             items = items[np.repeat(keep, self.len)]
             for name in ("len", "tree", "heap", "parent", "side", "order"):
                 setattr(self, name, getattr(self, name)[keep])
