@@ -391,15 +391,20 @@ def main(argv: list[str] | None = None) -> int:
     name = cfg["name"]
     json_path, md_path = out_dir / f"{name}.json", out_dir / f"{name}.md"
     png_path, scale_png = out_dir / f"{name}.png", out_dir / f"{name}-scaling.png"
-    plot_recall_qps(results, png_path)
+    written = [json_path, md_path]
+    if results["runs"]:
+        plot_recall_qps(results, png_path)
+        written.append(png_path)
     if results["scale"]:
         plot_scaling(results, scale_png)
-    md_path.write_text(markdown_report(results, png_path.name, scale_png.name))
+        written.append(scale_png)
+    shown = png_path.name if results["runs"] else None
+    md_path.write_text(markdown_report(results, shown, scale_png.name))
     json_path.write_text(json.dumps(results, indent=1, default=str))
     print()
     for t in results["targets"]:
         print(f"Target {t['target']} [{target_scope(t)}]: {t['status']}  {t['detail']}")
-    _log(f"wrote {json_path}, {md_path}, {png_path} in {results['meta']['elapsed_s']:.0f} s")
+    _log(f"wrote {', '.join(map(str, written))} in {results['meta']['elapsed_s']:.0f} s")
     return 0
 
 

@@ -133,6 +133,31 @@ def test_targets_pass_and_fail_on_hand_made_results():
     assert "## angular, 1 thread" in md and "4,000 (4.00x)" in md
 
 
+def test_a_run_of_the_scaling_series_alone_checks_no_targets_and_shows_tree_time():
+    results = _fake_results(4000.0)
+    results["scale"] = [
+        {
+            "n_index": 50_000,
+            "system": "annoy",
+            "labels": {"per-call": "annoy 10 trees"},
+            "build_s": 0.73,
+            "build_trees_s": 0.33,
+            "points": [{"recall": 0.983, "qps": 2300.0}],
+        }
+    ]
+    results["meta"]["config"].update(scale_dim=64, scale_metric="euclidean")
+    results["meta"]["config"].update(scale_n_trees=10, scale_search_k=4000, scale_ef=64)
+    results["meta"]["config"]["scale_queries"] = 1000
+    assert check_targets(results)  # with GloVe jobs: checked
+    results["runs"] = []
+    assert check_targets(results) == []
+    results["targets"] = []
+    md = markdown_report(results, None, "s-scaling.png")
+    assert "None checked: this run measured no GloVe jobs." in md and "FAIL" not in md
+    assert "The synthetic scaling series only" in md and "GloVe 6B 50d:" not in md
+    assert "| 50,000 | annoy 10 trees | 0.73 | 0.33 | 2,300 | 0.983 |" in md
+
+
 def test_build_and_file_targets_count_the_tree_variant_and_show_the_cells_beside():
     results = _fake_results(4000.0)
     probe = {"variant": {"n_trees": 50, "probe": True}}
