@@ -337,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = parse_args(argv)
     from benchmarks.data import prepare_glove
     from benchmarks.plot import plot_recall_qps, plot_scaling
-    from benchmarks.report import check_targets, markdown_report, target_scope
+    from benchmarks.report import check_targets, glove_measured, markdown_report, target_scope
     from benchmarks.systems import missing_requirement
 
     t_start = time.perf_counter()
@@ -392,14 +392,14 @@ def main(argv: list[str] | None = None) -> int:
     json_path, md_path = out_dir / f"{name}.json", out_dir / f"{name}.md"
     png_path, scale_png = out_dir / f"{name}.png", out_dir / f"{name}-scaling.png"
     written = [json_path, md_path]
-    if results["runs"]:
+    glove = glove_measured(results)
+    if glove:
         plot_recall_qps(results, png_path)
         written.append(png_path)
     if results["scale"]:
         plot_scaling(results, scale_png)
         written.append(scale_png)
-    shown = png_path.name if results["runs"] else None
-    md_path.write_text(markdown_report(results, shown, scale_png.name))
+    md_path.write_text(markdown_report(results, png_path.name if glove else None, scale_png.name))
     json_path.write_text(json.dumps(results, indent=1, default=str))
     print()
     for t in results["targets"]:

@@ -146,16 +146,13 @@ class TreeSpace:
         return ((word >> (dims % 64).astype(np.uint64)) & np.uint64(1)).astype(np.uint8)
 
 
-def _blocks(n: int) -> list[tuple[int, int]]:
-    return [(lo, min(lo + BLOCK, n)) for lo in range(0, n, BLOCK)]
-
-
 def _by_blocks(out: np.ndarray, rows: Callable[[int, int], np.ndarray], n_jobs: int) -> np.ndarray:
     """``out`` filled with ``rows(lo, hi)`` block by block, the blocks shared by ``n_jobs``
     threads (row-wise operations: the same bits for any ``n_jobs``)."""
 
-    def fill(block: tuple[int, int]) -> None:
-        out[block[0] : block[1]] = rows(*block)
+    def fill(lo: int) -> None:
+        hi = min(lo + BLOCK, len(out))
+        out[lo:hi] = rows(lo, hi)
 
-    thread_map(fill, _blocks(len(out)), n_jobs)
+    thread_map(fill, range(0, len(out), BLOCK), n_jobs)
     return out
