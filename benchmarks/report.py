@@ -93,6 +93,8 @@ def glove_table(results: dict, metric: str, threads: int) -> str:
             if rss and s.get("peak_rss_delta_mb") is not None
             else "-"
         )
+        if s.get("children_peak_rss_mb"):
+            rss_txt += f", build child {s['children_peak_rss_mb']:,.0f}"
         cells = [_fmt_qps(best_qps(s["points"], lv), ref[lv]) for lv in LEVELS]
         build = s.get("build_trees_s", s.get("build_s"))
         lines.append(
@@ -373,7 +375,8 @@ def markdown_report(results: dict, png: str | None = None, scale_png: str | None
         )
         + "load ms: best of 3 repeated loads (the first load in a fresh process in brackets). "
         "Peak RSS: the larger of the build and query processes; delta: above the process "
-        "after loading the data.",
+        "after loading the data; build child: the largest process an n_jobs > 1 build forked "
+        "(its peak counts the pages it shares with the build process).",
     ]
     if meta.get("skipped"):
         out += ["", "Skipped: " + ", ".join(f"{k} ({v})" for k, v in meta["skipped"].items())]

@@ -253,6 +253,7 @@ def _flatten(record: dict) -> None:
     record["skipped_points"] = q.get("skipped_points", [])
     record["build_peak_rss_mb"] = b.get("peak_rss_mb")
     record["query_peak_rss_mb"] = q.get("peak_rss_mb")
+    record["children_peak_rss_mb"] = b.get("children_peak_rss_mb")
     record["peak_rss_delta_mb"] = max(
         (x.get("peak_rss_delta_mb", 0.0) for x in (b, q) if x), default=None
     )

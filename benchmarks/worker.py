@@ -118,6 +118,7 @@ def run(spec: dict) -> dict:
 
     pin_current_process(spec["threads"])  # env vars, before NumPy is imported
     import os
+    import resource
     import time
 
     import numpy as np
@@ -172,6 +173,11 @@ def run(spec: dict) -> dict:
         )
     result["peak_rss_mb"] = _peak_rss_mb()
     result["peak_rss_delta_mb"] = result["peak_rss_mb"] - result["baseline_rss_mb"]
+    # processes the library forked (annoy-adapters' n_jobs > 1 builds): the largest one's peak,
+    # which counts the pages it shares with this process as well as its own
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
+    if children:
+        result["children_peak_rss_mb"] = children
     return result
 
 

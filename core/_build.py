@@ -17,6 +17,7 @@ import numpy as np
 from . import _hashrng as rng
 from ._forest import Forest, concat
 from ._forest import ranges as _ranges
+from ._forks import can_fork, fork_map
 from ._metrics import Metric
 from ._threads import thread_map
 from ._treespace import TreeSpace
@@ -34,6 +35,9 @@ SCAN_SHARE = 0.3  # margins by a scan of all rows while this share of the chunk'
 # rows per chunk of trees at most: enough work per array op to hide Python, while the chunk's
 # bookkeeping (~100 bytes a row) bounds the build's memory
 MAX_ROWS = 1 << 21
+# (tree, item) rows from which n_jobs > 1 builds fork (see _forks) rather than use threads: a
+# fork and the pipe back cost milliseconds, a build of this many rows ~0.3 s
+FORK_ROWS = 1 << 18
 
 # hash "purposes", so different draws of one node never collide
 _INIT, _SAMPLE_P, _FLIP, _RANDOM_SIDE, _HAMMING_DIM = 1, 2, 3, 4, 5
@@ -479,12 +483,22 @@ def build_trees(
         state = _Chunk(z, metric, chunk, seed, leaf_size)
         while state.step():
             pass
-        out = state.forest(z.ids, normal_dim)
+        return state.forest(z.ids, normal_dim)
+
+    def done(chunk: np.ndarray, _: Forest) -> None:
         if progress is not None:
             progress(len(chunk))
-        return out
 
-    return concat(thread_map(one, chunks, n_jobs), normal_dim)
+    def built(chunk: np.ndarray) -> Forest:
+        forest = one(chunk)
+        done(chunk, forest)
+        return forest
+
+    if n_jobs > 1 and len(chunks) > 1 and len(trees) * len(z) >= FORK_ROWS and can_fork():
+        parts = fork_map(one, chunks, n_jobs, Forest, done)
+    else:
+        parts = thread_map(built, chunks, n_jobs)
+    return concat(parts, normal_dim)
 
 
 def _chunks(trees: np.ndarray, n: int, n_jobs: int) -> list[np.ndarray]:

@@ -293,7 +293,10 @@ class AnnoyIndex:
     ) -> bool:
         """Build ``n_trees`` trees (-1: add trees until nodes reach about twice the items).
 
-        ``n_jobs`` threads share the work; the result is the same for any ``n_jobs``.
+        ``n_jobs`` workers share the work; the result is the same for any ``n_jobs``.  On Linux,
+        while no other Python thread runs (a script, not Jupyter or a Dask worker), the trees
+        are built in forked processes, which scale better than threads (two cores: ~1.8x one
+        against 1.4-1.6x); otherwise in threads.
         ``cells`` (angular, euclidean): also group the items into about sqrt(n) cells and store
         them cell by cell, for ``probe`` searches (a few seconds per million items; an
         :meth:`on_disk_build` never does, as reordering would copy the items into memory).
