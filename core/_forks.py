@@ -1,7 +1,7 @@
 """Work items shared with forked processes, for work made of many mid-size NumPy calls.
 
 Threads hand the GIL back and forth between such calls: a two-thread GloVe tree build ran
-1.4-1.6x one thread's speed, two processes 1.8x.  Children see the parent's arrays
+1.4-1.6x one thread's speed, two processes 1.7-1.9x.  Children see the parent's arrays
 copy-on-write and send their results back as raw array bytes over a pipe (no pickle).  Forking
 is only safe while no other thread could hold a lock the child needs, so it is used on Linux
 while the calling thread is the only Python thread; otherwise the caller uses threads.  A child

@@ -295,7 +295,7 @@ class AnnoyIndex:
 
         ``n_jobs`` workers share the work; the result is the same for any ``n_jobs``.  On Linux,
         while no other Python thread runs (a script, not Jupyter or a Dask worker), the trees
-        are built in forked processes, which scale better than threads (two cores: ~1.8x one
+        are built in forked processes, which scale better than threads (two cores: 1.7-1.9x one
         against 1.4-1.6x); otherwise in threads.
         ``cells`` (angular, euclidean): also group the items into about sqrt(n) cells and store
         them cell by cell, for ``probe`` searches (a few seconds per million items; an
