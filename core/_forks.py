@@ -26,7 +26,7 @@ import numpy as np
 T = TypeVar("T")
 R = TypeVar("R")
 
-_OK, _FAILED = b"\x01", b"\x00"
+_OK = b"\x01"  # first byte of a child that built its share
 _ARRAY = struct.Struct("<16sq")  # dtype string, ndim
 
 
