@@ -485,13 +485,13 @@ def build_trees(
             pass
         return state.forest(z.ids, normal_dim)
 
-    def done(chunk: np.ndarray, _: Forest) -> None:
+    def done(chunk: np.ndarray) -> None:
         if progress is not None:
             progress(len(chunk))
 
-    def built(chunk: np.ndarray) -> Forest:
+    def built(chunk: np.ndarray) -> Forest:  # threads report each chunk as it finishes
         forest = one(chunk)
-        done(chunk, forest)
+        done(chunk)
         return forest
 
     if n_jobs > 1 and len(chunks) > 1 and len(trees) * len(z) >= FORK_ROWS and can_fork():

@@ -41,22 +41,25 @@ def fork_map(
     items: Sequence[T],
     n_jobs: int,
     returns: type[R],
-    after: Callable[[T, R], None] | None = None,
+    after: Callable[[T], None] | None = None,
 ) -> list[R]:
     """``[fn(i) for i in items]``, the items dealt round-robin to the caller and ``n_jobs - 1``
     forked children.  ``fn`` returns a ``returns``, a dataclass whose fields are NumPy arrays.
-    ``after(item, result)`` runs in the caller as each result arrives.  Check :func:`can_fork`
+    ``after(item)`` runs in the caller as each item's result arrives.  Check :func:`can_fork`
     first."""
     results: list[Any] = [None] * len(items)
     shares = [range(w, len(items), n_jobs) for w in range(n_jobs)]
     children: list[tuple[int, int, range]] = []  # pid, read end of its pipe, its items
     mine = [shares[0]]
 
-    def take(share: range, got: list[R]) -> None:
-        for i, result in zip(share, got, strict=True):
-            results[i] = result
-            if after is not None:
-                after(items[i], result)
+    def take(i: int, result: R) -> None:
+        results[i] = result
+        if after is not None:
+            after(items[i])
+
+    def here(share: range) -> None:  # the caller's own items, or a failed child's
+        for i in share:
+            take(i, fn(items[i]))
 
     try:
         with warnings.catch_warnings():
@@ -69,15 +72,18 @@ def fork_map(
                 except OSError:  # no process to spare: the caller does these too
                     mine.append(share)
         for share in mine:
-            for i in share:
-                take(range(i, i + 1), [fn(items[i])])
+            here(share)
         while children:
             pid, read, share = children[0]
             got = _receive(read, len(share), returns)
             children.pop(0)
             os.close(read)
             os.waitpid(pid, 0)
-            take(share, [fn(items[i]) for i in share] if got is None else got)
+            if got is None:
+                here(share)
+            else:
+                for i, result in zip(share, got, strict=True):
+                    take(i, result)
     finally:
         for pid, read, _ in children:  # only after an error: stop and reap the rest
             os.close(read)
@@ -115,8 +121,9 @@ def _child(fn: Callable[[T], Any], items: Sequence[T], share: range, write: int)
 
 
 def _send(pipe: Any, result: Any) -> None:
-    pipe.write(struct.pack("<q", len(dataclasses.fields(result))))
-    for field in dataclasses.fields(result):
+    fields = dataclasses.fields(result)
+    pipe.write(struct.pack("<q", len(fields)))
+    for field in fields:
         a = np.asarray(getattr(result, field.name), order="C")  # keeps 0-d arrays 0-d
         pipe.write(_ARRAY.pack(a.dtype.str.encode(), a.ndim))
         pipe.write(struct.pack(f"<{a.ndim}q", *a.shape))

@@ -34,7 +34,7 @@ def _square(i: int) -> _Out:
 
 def test_fork_map_deals_items_to_children_and_returns_them_in_order() -> None:
     seen: list[int] = []
-    out = fork_map(_square, list(range(7)), 3, _Out, after=lambda i, _: seen.append(i))
+    out = fork_map(_square, list(range(7)), 3, _Out, after=seen.append)
     assert [float(o.value[1, 2]) for o in out] == [i * i for i in range(7)]
     assert all(o.value.dtype == np.float32 and o.value.shape == (2, 3) for o in out)
     assert all(o.empty.dtype == np.int16 and o.empty.shape == (0, 4) for o in out)
