@@ -20,7 +20,7 @@ import numpy as np
 
 from ._errors import IndexFileError
 from ._forest import Forest, ranges
-from ._metrics import HALF_SCALE, Metric, half_scaled, widen
+from ._metrics import HALF_SCALE, Metric, half_scaled, scale_half_bits, widen
 from ._search import padded_rows
 from ._threads import thread_map
 
@@ -341,6 +341,30 @@ def _for_products(
     return widen, q
 
 
+def _half_products(store: np.ndarray, spans: list[tuple[int, int]], q: np.ndarray) -> np.ndarray:
+    """Products of float16 rows ``store[a:z]`` of every span with ``q`` (times ``HALF_SCALE``),
+    in span order.  Spans are copied straight into an int32 buffer of ``BLAS_ROWS`` rows
+    (the copy is the widening's first pass) and scored a full buffer at a time: the buffer
+    stays in cache (GloVe, ``probe=20``: 1,330 one-query probes/s against 1,016 with all rows
+    concatenated, then widened at once)."""
+    pieces = [(a, min(a + BLAS_ROWS, z)) for a0, z in spans for a in range(a0, z, BLAS_ROWS)]
+    out = np.empty(sum(z - a for a, z in pieces), np.float32)
+    buf = np.empty((min(BLAS_ROWS, len(out)), store.shape[1]), np.int32)
+    done = fill = 0
+
+    def flush() -> None:
+        np.matmul(scale_half_bits(buf[:fill]), q, out=out[done : done + fill])
+
+    for a, z in pieces:  # per probed cell (~sqrt(n) rows), not per row
+        if fill + z - a > len(buf):
+            flush()
+            done, fill = done + fill, 0
+        np.copyto(buf[fill : fill + z - a], store[a:z].view(np.int16))
+        fill += z - a
+    flush()
+    return out
+
+
 def _by_cell(qid: np.ndarray, cell: np.ndarray, nc: int) -> Iterator[tuple[int, np.ndarray]]:
     """(cell, ids of the queries that probe it) for each probed cell, in cell order."""
     order = np.argsort(cell, kind="stable")
@@ -385,9 +409,8 @@ def probe_candidates(
         q0 = qx[0]
         if store.dtype != np.float16:
             s = np.concatenate([store[a:z] @ q0 for a, z in spans])
-        else:  # one widening of all probed rows: fewer calls than one per cell
-            w = read(np.concatenate([store[a:z] for a, z in spans]))
-            s = np.concatenate([w[i : i + BLAS_ROWS] @ q0 for i in range(0, len(w), BLAS_ROWS)])
+        else:
+            s = _half_products(store, spans, q0)
         s = _cell_scores(metric, s, np.concatenate([sqnorm[a:z] for a, z in spans]))
         pos = _top_after_first(s, kk, int(hi[0] - lo[0]))
         start = np.cumsum(hi - lo) - (hi - lo)  # where each cell's scores begin in s

@@ -53,9 +53,14 @@ def half_scaled(a: np.ndarray) -> np.ndarray:
     come out large but finite): three passes.  Products with ``HALF_SCALE * q`` are then the
     products with ``q``, bit for bit, so scoring skips the widening's last pass.
     """
-    # sign-extended to 32 bits and shifted, the half's exponent and mantissa sit where
-    # single's do (biased by 15 instead of 127); the mask clears the extended sign bits
-    bits = a.view(np.int16).astype(np.int32)
+    return scale_half_bits(a.view(np.int16).astype(np.int32))
+
+
+def scale_half_bits(bits: np.ndarray) -> np.ndarray:
+    """:func:`half_scaled` of float16 values whose bits ``bits`` holds sign-extended to int32
+    (e.g. copied in by ``np.copyto(bits, a.view(np.int16))``), computed in place."""
+    # shifted, the half's exponent and mantissa sit where single's do (biased by 15 instead
+    # of 127); the mask clears the extended sign bits
     bits <<= 13
     word = bits.view(np.uint32)
     word &= np.uint32(0x8FFFE000)

@@ -87,6 +87,21 @@ def test_one_query_equals_its_batch_row(metric: str, vector_dtype: str, monkeypa
     np.testing.assert_array_equal(index.query_items([3, 4], K, probe=6)[0][:, 0], [3, 4])
 
 
+def test_float16_spans_widened_in_a_small_buffer_score_as_widened_all_at_once(monkeypatch) -> None:
+    from annoy_adapters.core import _cells
+    from annoy_adapters.core._metrics import HALF_SCALE, half_scaled
+
+    monkeypatch.setattr(_cells, "BLAS_ROWS", 7)  # spans cut, buffers flushed part-full
+    store = clustered(200, 16, seed=4).astype(np.float16)
+    spans = [(10, 12), (40, 40), (50, 69), (0, 7), (150, 151), (100, 106), (190, 200)]
+    q = clustered(1, 16, seed=6)[0] * HALF_SCALE
+    rows = np.concatenate([store[a:z] for a, z in spans])
+    got = _cells._half_products(store, spans, q)
+    assert got.dtype == np.float32 and len(got) == len(rows)
+    np.testing.assert_allclose(got, half_scaled(rows) @ q, rtol=1e-6)
+    assert np.array_equal(_cells._half_products(store, [(5, 5)], q), np.zeros(0, np.float32))
+
+
 @pytest.mark.parametrize("metric", CELL_METRICS)
 def test_batches_match_single_queries_when_cells_are_smaller_than_the_kept_items(
     metric: str,
