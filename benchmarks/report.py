@@ -361,7 +361,7 @@ def markdown_report(results: dict, png: str | None = None, scale_png: str | None
         "",
         f"{data} "
         f"Started {meta['started']}, {meta.get('elapsed_s', 0) / 60:.1f} min, "
-        f"{meta['cpu_count']} CPUs, Python {meta['python']}.",
+        f"{meta['cpu_count']} CPUs{_cpu(meta)}, Python {meta['python']}.",
         "",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()) + ".",
         "",
@@ -433,3 +433,8 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _cpu(meta: dict) -> str:
+    """ " (processor)" when the run recorded it (runs before 23 did not)."""
+    return f" ({meta['cpu']})" if meta.get("cpu") else ""

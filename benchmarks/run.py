@@ -63,6 +63,20 @@ _metrics = _comma_list(
 _dtypes = _comma_list(("float32", "float16"), "dtype must be float32 or float16 (got {bad!r})")
 
 
+def _cpu_model() -> str:
+    """The processor's name and model number (Linux), else what ``platform`` knows: runs on
+    machines of one kind differ (annoy's 10 angular GloVe trees: 4.0-4.5 s in run 22, 3.6-3.7 s
+    on a later machine of the same kind)."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return platform.processor() or "unknown"
+    info = dict(line.split(":", 1) for line in lines if ":" in line)
+    info = {k.strip(): v.strip() for k, v in info.items()}
+    name = info.get("model name", platform.processor() or "unknown")
+    return f"{name} (family {info.get('cpu family', '?')}, model {info.get('model', '?')})"
+
+
 def parse_args(argv: list[str] | None = None) -> dict:
     """Parse the command line into a configuration dict (see ``--help``)."""
     p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n")[0])
@@ -360,6 +374,7 @@ def main(argv: list[str] | None = None) -> int:
             "python": platform.python_version(),
             "machine": platform.machine(),
             "cpu_count": os.cpu_count(),
+            "cpu": _cpu_model(),
             "versions": _versions(wanted),
             "skipped": skipped,
             "config": cfg,
