@@ -31,7 +31,8 @@ ATTEMPTS = 3  # annoy's retries of an unbalanced split
 BLOCK = 1 << 14  # rows per vectorized block: its temporaries (~BLOCK * dim * 4 bytes) stay in cache
 # rows per block of a scan: the block is read once per tree of the chunk, and its rows with
 # their gathered planes (2 x 400 KB for GloVe) stay in a core's L2 from tree to tree (GloVe,
-# 10 trees: the scans took 2.0 s with 2,048-row blocks against 2.6-2.8 s with 16,384)
+# 10 trees: the scans took 2.0 s with 2,048-row blocks against 2.6-2.8 s with 16,384 on an
+# AVX-512 Xeon; session 20's processor read the other way, see docs/benchmarks.md)
 SCAN_BLOCK = 1 << 11
 MEANS_SAMPLES = 1 << 14  # samples per two-means block (~3 MB for GloVe): they stay in cache
 KEY_BLOCKS = 16  # two-means blocks whose sample positions are hashed together
