@@ -347,6 +347,11 @@ def target_scope(t: dict) -> str:
     return t["metric"] if config == "float32" else f"{t['metric']}, {config} vectors"
 
 
+def _cpu(meta: dict) -> str:
+    """ " (processor)" when the run recorded it (runs before 23 did not)."""
+    return f" ({meta['cpu']})" if meta.get("cpu") else ""
+
+
 def markdown_report(results: dict, png: str | None = None, scale_png: str | None = None) -> str:
     """The whole Markdown report: setup, tables per metric/threads, targets."""
     meta, cfg = results["meta"], results["meta"]["config"]
@@ -433,8 +438,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
-def _cpu(meta: dict) -> str:
-    """ " (processor)" when the run recorded it (runs before 23 did not)."""
-    return f" ({meta['cpu']})" if meta.get("cpu") else ""
