@@ -67,13 +67,13 @@ def _cpu_model() -> str:
     """The processor's name and model number (Linux), else what ``platform`` knows: runs on
     machines of one kind differ (annoy's 10 angular GloVe trees: 4.0-4.5 s in run 22, 3.6-3.7 s
     on a later machine of the same kind)."""
+    fallback = platform.processor() or "unknown"
     try:
         lines = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
-        return platform.processor() or "unknown"
-    info = dict(line.split(":", 1) for line in lines if ":" in line)
-    info = {k.strip(): v.strip() for k, v in info.items()}
-    name = info.get("model name", platform.processor() or "unknown")
+        return fallback
+    info = {k.strip(): v.strip() for k, v in (ln.split(":", 1) for ln in lines if ":" in ln)}
+    name = info.get("model name", fallback)
     return f"{name} (family {info.get('cpu family', '?')}, model {info.get('model', '?')})"
 
 

@@ -135,14 +135,14 @@ def _receive(read: int, count: int, returns: type[R]) -> list[R] | None:
     with os.fdopen(read, "rb", closefd=False) as pipe:
         if pipe.read(1) != _OK:
             return None
+        fields = dataclasses.fields(returns)  # type: ignore[arg-type]
         try:
-            return [_receive_one(pipe, returns) for _ in range(count)]
+            return [_receive_one(pipe, returns, fields) for _ in range(count)]
         except EOFError:
             return None
 
 
-def _receive_one(pipe: Any, returns: type[R]) -> R:
-    fields = dataclasses.fields(returns)  # type: ignore[arg-type]
+def _receive_one(pipe: Any, returns: type[R], fields: tuple[dataclasses.Field, ...]) -> R:
     if _unpack(pipe, "<q")[0] != len(fields):
         raise EOFError
     arrays = {}
