@@ -257,15 +257,19 @@ class _Chunk:
         normals = np.concatenate([normals, np.zeros((1, normals.shape[1]), np.float32)])
         offsets = np.append(offsets, np.float32(0))
         planes = np.empty((min(SCAN_BLOCK, n), normals.shape[1]), np.float32)  # reused
+        offs = np.zeros(len(planes), np.float32)
+        affine = self.metric.has_offset  # angular and dot planes have no offsets to gather
         for lo in range(0, n, SCAN_BLOCK):
             x = z.block(lo, min(lo + SCAN_BLOCK, n))
-            p = planes[: len(x)]
+            p, off = planes[: len(x)], offs[: len(x)]
             for t in range(len(self.trees)):  # the chunk's trees share each block of rows
                 sl = slice(t * n + lo, t * n + lo + len(x))
                 o = plane[sl]
                 # out= with mode "raise" would buffer the copy; every o is a valid plane
                 np.take(normals, o, axis=0, out=p, mode="clip")
-                z.block_margins(x, lo, p, offsets[o], out=m[sl])
+                if affine:
+                    np.take(offsets, o, out=off, mode="clip")
+                z.block_margins(x, lo, p, off, out=m[sl])
         # only the signs matter: gathered as int8, a quarter of the bytes of random reads
         signs = np.take(np.sign(m).astype(np.int8), where)
         self._scanned = (where, signs) if full else None
@@ -448,7 +452,11 @@ class _Chunk:
         leaf_len = cat(L, "len")[l_order]
         items = cat(L, "items")
         item_start = np.concatenate([[0], np.cumsum(cat(L, "len"))[:-1]]).astype(np.int64)
-        leaf_items = item_ids[items[_ranges(item_start[l_order], leaf_len)]]
+        leaf_items = items[_ranges(item_start[l_order], leaf_len)]
+        if len(item_ids) and item_ids[-1] != len(item_ids) - 1:  # ids with holes: relabel
+            leaf_items = item_ids[leaf_items]
+        # int32 while ids fit, as files store them: half the bytes to join, send and save
+        id_type = np.int32 if len(item_ids) == 0 or item_ids[-1] < 2**31 else np.int64
         normals = (
             np.concatenate([r["normals"] for r in S])
             if S
@@ -460,7 +468,7 @@ class _Chunk:
             children=children,
             counts=cat(S, "len")[s_order],
             leaf_ptr=np.concatenate([[0], np.cumsum(leaf_len)]).astype(np.int64),
-            leaf_items=leaf_items.astype(np.int64),
+            leaf_items=leaf_items.astype(id_type, copy=False),
             roots=roots,
         )
 

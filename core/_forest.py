@@ -21,7 +21,7 @@ class Forest:
     children: np.ndarray  # (n_splits, 2) int64 refs
     counts: np.ndarray  # (n_splits,) int64 items below
     leaf_ptr: np.ndarray  # (n_leaves + 1,) int64
-    leaf_items: np.ndarray  # (sum of leaf sizes,) int64 item ids
+    leaf_items: np.ndarray  # (sum of leaf sizes,) int32 (while ids fit) or int64 item ids
     roots: np.ndarray  # (n_trees,) int64 refs
 
     @property
