@@ -453,7 +453,8 @@ class _Chunk:
         items = cat(L, "items")
         item_start = np.concatenate([[0], np.cumsum(cat(L, "len"))[:-1]]).astype(np.int64)
         leaf_items = items[_ranges(item_start[l_order], leaf_len)]
-        if len(item_ids) and item_ids[-1] != len(item_ids) - 1:  # ids with holes: relabel
+        # ids ascend, so a last id above n - 1 means holes: relabel
+        if len(item_ids) and item_ids[-1] != len(item_ids) - 1:
             leaf_items = item_ids[leaf_items]
         # int32 while ids fit, as files store them: half the bytes to join, send and save
         id_type = np.int32 if len(item_ids) == 0 or item_ids[-1] < 2**31 else np.int64
