@@ -428,8 +428,8 @@ class _Chunk:
         self.perm = items
         self.start = self.len.cumsum() - self.len
 
-    def forest(self, item_ids: np.ndarray, normal_dim: int) -> Forest:
-        """Number nodes tree by tree, breadth first, and link children."""
+    def forest(self) -> Forest:
+        """Number nodes tree by tree, breadth first, and link children; leaves hold ``z.ids``."""
 
         def cat(recs: list[dict[str, np.ndarray]], k: str, dtype: type = np.int64) -> np.ndarray:
             return np.concatenate([r[k] for r in recs]) if recs else np.zeros(0, dtype)
@@ -453,15 +453,15 @@ class _Chunk:
         items = cat(L, "items")
         item_start = np.concatenate([[0], np.cumsum(cat(L, "len"))[:-1]]).astype(np.int64)
         leaf_items = items[_ranges(item_start[l_order], leaf_len)]
-        # ids ascend, so a last id above n - 1 means holes: relabel
-        if len(item_ids) and item_ids[-1] != len(item_ids) - 1:
-            leaf_items = item_ids[leaf_items]
+        ids = self.z.ids
+        if not self.z.dense:  # items are 0..n-1: label them with their ids
+            leaf_items = ids[leaf_items]
         # int32 while ids fit, as files store them: half the bytes to join, send and save
-        id_type = np.int32 if len(item_ids) == 0 or item_ids[-1] < 2**31 else np.int64
+        id_type = np.int32 if len(ids) == 0 or ids[-1] < 2**31 else np.int64
         normals = (
             np.concatenate([r["normals"] for r in S])
             if S
-            else np.zeros((0, normal_dim), np.float32)
+            else np.zeros((0, self.z.dim), np.float32)
         )
         return Forest(
             normals=np.ascontiguousarray(normals[s_order], dtype=np.float32),
@@ -497,7 +497,7 @@ def build_trees(
         state = _Chunk(z, metric, chunk, seed, leaf_size)
         while state.step():
             pass
-        return state.forest(z.ids, normal_dim)
+        return state.forest()
 
     def done(chunk: np.ndarray) -> None:
         if progress is not None:
