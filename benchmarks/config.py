@@ -15,8 +15,9 @@ FULL: dict = {
     "metrics": ["angular", "euclidean"],
     "threads": [1, 2],
     "systems": list(ALL_SYSTEMS),
-    # None: the 2-thread run measures the same systems as the 1-thread run.
-    "systems_2threads": None,
+    # the 2-thread run measures ours only (its n_jobs build and batch search); None: every
+    # system again (hnswlib's and pynndescent's builds add ~10 minutes)
+    "systems_2threads": ["annoy-adapters"],
     "n_trees": [10, 50],
     # steps of ~1.4x around recall 0.9-0.95 where the targets are read, 2x elsewhere
     "search_k": [
@@ -38,21 +39,23 @@ FULL: dict = {
     "ef": [10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512],
     "epsilon": [0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4],
     "hnsw_ef_construction": 200,
-    # annoy-adapters' forests; None: the same as annoy's (n_trees)
-    "aa_n_trees": None,
+    # annoy-adapters' forests (targets compare 10 trees; its cell scan reads one forest);
+    # None: the same as annoy's (n_trees; a 50-tree sweep adds ~10 minutes per dtype and metric)
+    "aa_n_trees": [10],
     "aa_leaf_size": None,
     # annoy-adapters' vector storage: each dtype is a configuration of its own (trees, cells)
     "aa_vector_dtypes": ["float32", "float16"],
-    "stop_recall": 0.999,
-    "max_point_seconds": 120.0,
+    "stop_recall": 0.995,
+    "max_point_seconds": 45.0,
     "repeats": 1,
     # builds timed per index (the fastest counts): one build on a shared machine can read
     # twice its time
     "build_repeats": 1,
     # rounds of annoy / annoy-adapters builds in turn, side by side for target 4 (paired.py)
     "paired_builds": 3,
-    # None: one-query-per-call modes are timed on all queries, like batch modes.
-    "per_call_queries": None,
+    # one-query-per-call modes are timed on this many queries, evenly spread (recall on the
+    # same ones); 0 or None: on all of them, like batch modes (hours for the slow points)
+    "per_call_queries": 2_000,
     "scale_sizes": [50_000, 100_000, 200_000, 500_000],
     "scale_dim": 64,
     "scale_queries": 1_000,

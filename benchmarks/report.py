@@ -370,6 +370,14 @@ def markdown_report(results: dict, png: str | None = None, scale_png: str | None
         "",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()) + ".",
         "",
+    ]
+    if meta.get("partial"):
+        out += [
+            "**Partial result**: the run stopped before its end; only the jobs it finished "
+            "are here, and targets whose jobs are missing read as not met.",
+            "",
+        ]
+    out += [
         "q/s at recall r: best measured point with recall@10 >= r (no interpolation); "
         "(x annoy): ratio to annoy's best one-query-per-call q/s at the same r. "
         "build s: tree building (`build`) for annoy / annoy-adapters, whole build otherwise"

@@ -6,7 +6,9 @@ exact ground truth cached under ``--cache-dir``), then runs every
 strictly one after another so jobs never compete for the two cores, then the
 alternated annoy / annoy-adapters builds of target 4 (``paired.py``). Writes
 ``<name>.json``, ``<name>.md`` and ``<name>.png`` (+ ``<name>-scaling.png``)
-under ``--out-dir`` and prints the target checks.
+under ``--out-dir`` and prints the target checks.  While it runs, every finished job
+is saved to ``<name>.partial.json`` (removed at the end): a run stopped early keeps what it
+measured, and ``python -m benchmarks.report <name>.partial.json`` renders it.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from importlib import metadata
 from pathlib import Path
 
@@ -96,7 +98,9 @@ def parse_args(argv: list[str] | None = None) -> dict:
     p.add_argument("--probe", type=_ints, help="annoy-adapters cell scan sweep; '' skips it")
     p.add_argument("--ef", type=_ints, help="hnswlib ef sweep")
     p.add_argument("--epsilon", type=_floats, help="pynndescent epsilon sweep")
-    p.add_argument("--aa-n-trees", type=_ints, help="annoy-adapters' forests (default: --n-trees)")
+    p.add_argument(
+        "--aa-n-trees", type=_ints, help="annoy-adapters' forests (full: 10; '': --n-trees)"
+    )
     p.add_argument("--aa-leaf-size", type=int, help="leaf_size for annoy-adapters")
     p.add_argument(
         "--aa-vector-dtypes", type=_dtypes, help="annoy-adapters vector_dtype(s): float32,float16"
@@ -106,7 +110,7 @@ def parse_args(argv: list[str] | None = None) -> dict:
     p.add_argument(
         "--per-call-queries",
         type=int,
-        help="time per-call modes on this many queries, evenly spread",
+        help="time per-call modes on this many queries, evenly spread (full: 2000; 0: all)",
     )
     p.add_argument("--repeats", type=int, help="time each point this many times, keep the best")
     p.add_argument(
@@ -155,6 +159,13 @@ def _versions(names: list[str]) -> dict[str, str]:
         except metadata.PackageNotFoundError:
             out[name] = "not installed"
     return out
+
+
+def _save_json(results: dict, path: Path) -> None:
+    """Write ``results`` to ``path`` whole or not at all (beside, then renamed over)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(results, indent=1, default=str))
+    os.replace(tmp, path)
 
 
 def run_job(spec: dict, cfg: dict, workdir: Path) -> dict:
@@ -385,26 +396,37 @@ def main(argv: list[str] | None = None) -> int:
     ddir = prepare_glove(
         cache_dir, cfg["n_index"], cfg["n_queries"], cfg["seed"], tuple(cfg["metrics"]), log=_log
     )
+    name = cfg["name"]
+    partial_path = out_dir / f"{name}.partial.json"
+
+    def keep(part: str, records: Iterable[dict]) -> None:
+        """Add each finished job's record and save the run so far (a run of hours may stop)."""
+        for record in records:
+            results.setdefault(part, []).append(record)
+            results["meta"]["elapsed_s"] = time.perf_counter() - t_start
+            _save_json(results, partial_path)
+
+    results["meta"]["partial"] = True
     with tempfile.TemporaryDirectory(prefix="bench-", dir=cache_dir) as tmp:
         workdir = Path(tmp)
         for threads in cfg["threads"]:
             for metric in cfg["metrics"]:
-                for name in systems_for(cfg, threads):
-                    if name not in skipped:
-                        results["runs"].extend(
-                            glove_jobs(cfg, name, metric, threads, ddir, workdir)
-                        )
+                for system in systems_for(cfg, threads):
+                    if system not in skipped:
+                        keep("runs", glove_jobs(cfg, system, metric, threads, ddir, workdir))
         job = functools.partial(run_job, cfg=cfg, workdir=workdir)
-        results["paired"] = list(paired_build_jobs(cfg, skipped, ddir, job, _log))
-        for record in scale_jobs(
-            {**cfg, "scale_systems": [s for s in cfg["scale_systems"] if s not in skipped]},
-            workdir,
-        ):
-            results["scale"].append(record)
+        keep("paired", paired_build_jobs(cfg, skipped, ddir, job, _log))
+        keep(
+            "scale",
+            scale_jobs(
+                {**cfg, "scale_systems": [s for s in cfg["scale_systems"] if s not in skipped]},
+                workdir,
+            ),
+        )
+    del results["meta"]["partial"]
     results["targets"] = check_targets(results)
     results["meta"]["finished"] = dt.datetime.now().isoformat(timespec="seconds")
     results["meta"]["elapsed_s"] = time.perf_counter() - t_start
-    name = cfg["name"]
     json_path, md_path = out_dir / f"{name}.json", out_dir / f"{name}.md"
     png_path, scale_png = out_dir / f"{name}.png", out_dir / f"{name}-scaling.png"
     written = [json_path, md_path]
@@ -416,7 +438,8 @@ def main(argv: list[str] | None = None) -> int:
         plot_scaling(results, scale_png)
         written.append(scale_png)
     md_path.write_text(markdown_report(results, png_path.name if glove else None, scale_png.name))
-    json_path.write_text(json.dumps(results, indent=1, default=str))
+    _save_json(results, json_path)
+    partial_path.unlink(missing_ok=True)
     print()
     for t in results["targets"]:
         print(f"Target {t['target']} [{target_scope(t)}]: {t['status']}  {t['detail']}")

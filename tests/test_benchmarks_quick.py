@@ -301,6 +301,7 @@ def test_quick_benchmark_writes_well_formed_outputs(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
     results = json.loads((out / "quick.json").read_text())
+    assert "partial" not in results["meta"] and not (out / "quick.partial.json").exists()
     cfg = results["meta"]["config"]
     expected = {s for s in cfg["systems"] if missing_requirement(s) is None}
     assert "numpy-brute" in expected and expected <= set(SYSTEMS)
@@ -375,3 +376,40 @@ def test_quick_benchmark_writes_well_formed_outputs(tmp_path):
 
         assert matplotlib.image.imread(png).shape[0] > 100
     assert list((cache / "indexes").glob("*.idx")) == []  # index files are cleaned up
+
+
+def test_a_stopped_run_keeps_the_jobs_it_finished(tmp_path):
+    """A full run takes hours: each finished job is saved at once, so stopping the run (here
+    a kill after the first job) loses only the job in progress, and the report renders it."""
+    import signal
+    import time
+
+    out, cache = tmp_path / "results", tmp_path / "cache"
+    cmd = [sys.executable, "-m", "benchmarks.run", "--quick", "--out-dir", str(out)]
+    cmd += ["--cache-dir", str(cache), "--systems", "numpy-brute,annoy-adapters"]
+    cmd += ["--systems-2threads", "", "--threads", "1", "--paired-builds", "0"]
+    cmd += ["--scale-sizes", ""]
+    path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+    env = {**os.environ, "PYTHONPATH": path}
+    partial = out / "quick.partial.json"
+    # its own process group: the kill stops the run and the job's worker process alike
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 600
+        while not partial.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert partial.exists()
+    assert not (out / "quick.json").exists()  # the run did not end
+    saved = json.loads(partial.read_text())  # written whole (beside, then renamed)
+    assert saved["meta"]["partial"] is True and len(saved["runs"]) >= 1
+    assert all(r["section"] == "glove" for r in saved["runs"])
+    rendered = subprocess.run(
+        [sys.executable, "-m", "benchmarks.report", str(partial)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert rendered.returncode == 0, rendered.stderr[-3000:]
+    assert "**Partial result**" in rendered.stdout and "## Targets (issue 4)" in rendered.stdout
