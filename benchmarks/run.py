@@ -400,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
     partial_path = out_dir / f"{name}.partial.json"
 
     def keep(part: str, records: Iterable[dict]) -> None:
-        """Add each finished job's record and save the run so far (a run of hours may stop)."""
+        """Add each finished job's record and save the run so far (a long run may be stopped)."""
         for record in records:
             results.setdefault(part, []).append(record)
             results["meta"]["elapsed_s"] = time.perf_counter() - t_start

@@ -379,7 +379,7 @@ def test_quick_benchmark_writes_well_formed_outputs(tmp_path):
 
 
 def test_a_stopped_run_keeps_the_jobs_it_finished(tmp_path):
-    """A full run takes hours: each finished job is saved at once, so stopping the run (here
+    """A full run takes most of an hour: each finished job is saved at once, so stopping it (here
     a kill after the first job) loses only the job in progress, and the report renders it."""
     import signal
     import time
