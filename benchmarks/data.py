@@ -10,7 +10,6 @@ reused only for exactly the same split; files are written atomically.
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
@@ -33,10 +32,10 @@ def _glove_path() -> Path:
 
 
 def _save(path: Path, arr: np.ndarray) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
+    from annoy_adapters.core._atomic import replace_atomically
+
+    with replace_atomically(path) as fh:
         np.save(fh, arr)
-    os.replace(tmp, path)
 
 
 def _ensure_ground_truth(ddir: Path, metrics: tuple[str, ...], gt_k: int, log) -> None:

@@ -162,10 +162,11 @@ def _versions(names: list[str]) -> dict[str, str]:
 
 
 def _save_json(results: dict, path: Path) -> None:
-    """Write ``results`` to ``path`` whole or not at all (beside, then renamed over)."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(results, indent=1, default=str))
-    os.replace(tmp, path)
+    """Write ``results`` to ``path`` whole or not at all (the index files' atomic save)."""
+    from annoy_adapters.core._atomic import replace_atomically
+
+    with replace_atomically(path) as fh:
+        fh.write(json.dumps(results, indent=1, default=str).encode())
 
 
 def run_job(spec: dict, cfg: dict, workdir: Path) -> dict:
