@@ -38,6 +38,7 @@ __all__ = [
     "decode_labels",
     "encode_labels",
     "from_jsonable",
+    "to_json_metadata",
     "to_jsonable",
 ]
 
@@ -52,8 +53,28 @@ def _tz_name(tz: Any) -> str | None:
         name = getattr(tz, attr, None)
         if isinstance(name, str):
             return name
-    # dateutil zones only know their file name; fixed offsets are kept by the ISO text.
-    return None
+    return _dateutil_name(tz)
+
+
+def _dateutil_name(tz: Any) -> str | None:
+    """``"dateutil/<zone>"`` (pandas' own spelling) for a dateutil zone read from a tz file.
+
+    dateutil zones only know their file's path; the zone name is that path relative to
+    the system's zoneinfo folder, or the bare name for dateutil's bundled zones.
+    """
+    try:
+        from dateutil.tz import tzfile
+        from dateutil.tz.tz import TZPATHS
+    except ImportError:  # pragma: no cover - dateutil is a pandas dependency
+        return None
+    filename = getattr(tz, "_filename", None)
+    if not isinstance(tz, tzfile) or not isinstance(filename, str):
+        return None
+    for folder in TZPATHS:
+        if filename.startswith(folder.rstrip("/") + "/"):
+            return "dateutil/" + filename[len(folder.rstrip("/")) + 1 :]
+    # A relative name came from dateutil's bundled zones; any other path is machine-specific.
+    return None if filename.startswith("/") else "dateutil/" + filename
 
 
 def to_jsonable(value: Any) -> Any:
@@ -157,6 +178,8 @@ def _from_tag(tag: str, payload: Any) -> Any:
         return pd.NaT
     if tag == "$na":
         return pd.NA
+    if tag == "$json":
+        return from_jsonable(json.loads(payload))
     raise ValueError(f"unknown label tag {tag!r} in the index file's labels")
 
 
@@ -182,6 +205,28 @@ def _dumps(value: Hashable) -> str:
     return json.dumps(to_jsonable(value), separators=(",", ":"), ensure_ascii=False)
 
 
+def to_json_metadata(value: Any) -> Any:
+    """:func:`to_jsonable` for values stored in the metadata (column names, categories).
+
+    The metadata must be strict JSON, which has no NaN or Infinity; a value holding one is
+    stored as its label text (what a ``"json"`` codec label would be) under ``"$json"``.
+    :func:`from_jsonable` reverses both forms.
+
+    Examples
+    --------
+    >>> to_json_metadata("x"), to_json_metadata(float("nan"))
+    ('x', {'$json': 'NaN'})
+    >>> from_jsonable(to_json_metadata(("a", float("inf"))))
+    ('a', inf)
+    """
+    encoded = to_jsonable(value)
+    try:
+        json.dumps(encoded, allow_nan=False)
+    except ValueError:
+        return {"$json": _dumps(value)}
+    return encoded
+
+
 def encode_labels(index: pd.Index) -> tuple[np.ndarray, dict[str, Any]]:
     """Encode a pandas index as core labels plus the codec description.
 
@@ -195,8 +240,8 @@ def encode_labels(index: pd.Index) -> tuple[np.ndarray, dict[str, Any]]:
     labels : numpy.ndarray
         int64 or object (str) array, one label per row, for ``AnnoyIndex.set_labels``.
     codec : dict
-        JSON-serialisable: ``{"codec", "nlevels", "names", "dtypes"}``; store it in the
-        metadata and pass it to :func:`decode_labels`.
+        JSON-serialisable: ``{"codec", "nlevels", "names", "dtypes"}``, plus ``"categories"``
+        for categorical levels; store it in the metadata and pass it to :func:`decode_labels`.
 
     Examples
     --------
@@ -207,11 +252,15 @@ def encode_labels(index: pd.Index) -> tuple[np.ndarray, dict[str, Any]]:
     >>> decode_labels(labels, codec)
     Index([1.5, 2.0], dtype='float64')
     """
+    level_dtypes = _level_dtypes(index)
     codec: dict[str, Any] = {
         "nlevels": int(index.nlevels),
-        "names": [to_jsonable(name) for name in index.names],
-        "dtypes": [str(dtype) for dtype in _level_dtypes(index)],
+        "names": [to_json_metadata(name) for name in index.names],
+        "dtypes": [_dtype_text(dtype) for dtype in level_dtypes],
     }
+    if any(isinstance(dtype, pd.CategoricalDtype) for dtype in level_dtypes):
+        # "category" alone can't rebuild the categories the found labels don't show.
+        codec["categories"] = [_categories(dtype) for dtype in level_dtypes]
     dtype = index.dtype
     if not isinstance(index, pd.MultiIndex) and isinstance(dtype, np.dtype):
         if dtype.kind in "bi" or (
@@ -242,10 +291,37 @@ def _level_dtypes(index: pd.Index) -> list[Any]:
     return [index.dtype]
 
 
-def _restore_dtype(values: pd.Index, dtype: str) -> pd.Index:
+def _dtype_text(dtype: Any) -> str:
+    """The dtype's name, spelling a dateutil zone so that ``astype`` parses it back."""
+    if isinstance(dtype, pd.DatetimeTZDtype):
+        zone = _dateutil_name(dtype.tz)
+        if zone is not None:
+            return f"datetime64[{dtype.unit}, {zone}]"
+    return str(dtype)
+
+
+def _categories(dtype: Any) -> dict[str, Any] | None:
+    """A categorical level's categories (JSON-encoded), their dtype and order, else None."""
+    if not isinstance(dtype, pd.CategoricalDtype):
+        return None
+    return {
+        "values": [to_json_metadata(c) for c in dtype.categories],
+        "dtype": _dtype_text(dtype.categories.dtype),
+        "ordered": bool(dtype.ordered),
+    }
+
+
+def _categorical_dtype(spec: dict[str, Any]) -> pd.CategoricalDtype:
+    values = pd.Index([from_jsonable(c) for c in spec["values"]], dtype=object)
+    return pd.CategoricalDtype(_restore_dtype(values, spec["dtype"]), bool(spec["ordered"]))
+
+
+def _restore_dtype(
+    values: pd.Index, dtype: str, categories: dict[str, Any] | None = None
+) -> pd.Index:
     try:
-        return values.astype(dtype)
-    except (TypeError, ValueError):
+        return values.astype(_categorical_dtype(categories) if categories else dtype)
+    except (TypeError, ValueError, KeyError):
         # A dtype this pandas can't rebuild from its name (or values it refuses):
         # the labels themselves are exact, only the container dtype differs.
         return values
@@ -277,9 +353,13 @@ def decode_labels(labels: Sequence[Any] | np.ndarray, codec: dict[str, Any]) -> 
     kind = codec.get("codec")
     names = [from_jsonable(n) for n in codec.get("names", [None])]
     dtypes = codec.get("dtypes", [])
+    # Older files have no categories: their categorical levels get the labels' own.
+    categories = codec.get("categories") or [None] * len(dtypes)
     if kind in ("int", "str"):
         out = pd.Index(np.asarray(labels, dtype=np.int64 if kind == "int" else object))
-        return _restore_dtype(out, dtypes[0]).rename(names[0]) if dtypes else out.rename(names[0])
+        if dtypes:
+            out = _restore_dtype(out, dtypes[0], categories[0])
+        return out.rename(names[0])
     if kind != "json":
         raise ValueError(f"unknown pandas label codec {kind!r} in the index file's metadata")
     values = [from_jsonable(json.loads(s)) for s in labels]
@@ -287,12 +367,15 @@ def decode_labels(labels: Sequence[Any] | np.ndarray, codec: dict[str, Any]) -> 
         if not values:
             return pd.MultiIndex.from_arrays([[]] * len(names), names=names)
         mi = pd.MultiIndex.from_tuples(values, names=names)
-        levels = [_restore_dtype(mi.levels[i], dt) for i, dt in enumerate(dtypes)]
+        levels = [
+            _restore_dtype(mi.levels[i], dt, cats)
+            for i, (dt, cats) in enumerate(zip(dtypes, categories, strict=False))
+        ]
         try:
             return mi.set_levels(levels, verify_integrity=False)
         except (TypeError, ValueError):
             return mi
     out = pd.Index(values, dtype=object, name=names[0])
     if dtypes and dtypes[0] != "object":
-        out = _restore_dtype(out, dtypes[0])
+        out = _restore_dtype(out, dtypes[0], categories[0])
     return out

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-__all__ = ["drop_self", "to_frame"]
+__all__ = ["check_rank_free", "drop_self", "to_frame"]
 
 RANK = "rank"
 
@@ -85,6 +85,7 @@ def to_frame(
     valid = ids >= 0
     distances = np.asarray(dist, dtype=np.float32)
     if fmt == "tidy":
+        check_rank_free(query_index)
         mask = valid.ravel()
         rows = np.repeat(np.arange(n), k)[mask]
         ranks = np.tile(np.arange(k), n)[mask]
@@ -113,6 +114,19 @@ def to_frame(
     out.index = query_index
     out.columns = pd.MultiIndex.from_tuples(list(columns), names=[None, RANK])
     return out
+
+
+def check_rank_free(index: pd.Index) -> None:
+    """Refuse a row index with a level named ``rank``, which the tidy result adds.
+
+    Two levels named ``rank`` would make ``nn.xs(0, level="rank")`` ambiguous.
+    """
+    if RANK in index.names:
+        raise ValueError(
+            f"the rows' index has a level named {RANK!r} (levels {list(index.names)!r}), "
+            f"which the result's own {RANK!r} level would duplicate; rename it first, "
+            'e.g. df.rename_axis(index={"rank": "row_rank"}), or use format="wide"'
+        )
 
 
 def _column_values(labels: pd.Index) -> pd.Index:

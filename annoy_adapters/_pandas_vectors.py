@@ -93,10 +93,7 @@ def resolve_columns(df: pd.DataFrame, columns: Any = None) -> ColumnSpec:
         raise KeyError(
             f"columns {missing!r} are not in the frame; it has {_preview(list(df.columns))}"
         )
-    if not df.columns.is_unique:
-        dup = [c for c in names if isinstance(df[c], pd.DataFrame)]
-        if dup:
-            raise ValueError(f"the frame has several columns named {dup[0]!r}; rename them first")
+    _check_single_columns(df, names)
     dtypes = [df[c].dtype for c in names]
     if len(names) == 1 and is_vector_dtype(dtypes[0]):
         return {"columns": names, "vector_column": True}
@@ -106,6 +103,28 @@ def resolve_columns(df: pd.DataFrame, columns: Any = None) -> ColumnSpec:
         more = f" (and {len(bad) - 1} more non-numeric columns)" if len(bad) > 1 else ""
         raise TypeError(f"column {c!r} has dtype {d}, not numeric{more}; {_HINT}")
     return {"columns": names, "vector_column": False}
+
+
+def _check_single_columns(df: pd.DataFrame, names: list[Hashable]) -> None:
+    """Each name must select one column: not a duplicated name, nor part of a MultiIndex key."""
+    if df.columns.is_unique and not isinstance(df.columns, pd.MultiIndex):
+        return  # every name present selects exactly one column
+    for c in names:
+        if not isinstance(df[c], pd.DataFrame):
+            continue
+        if isinstance(df.columns, pd.MultiIndex):
+            raise ValueError(f"'columns' entry {c!r} {_partial_key(df.columns, c)}")
+        raise ValueError(f"the frame has several columns named {c!r}; rename them first")
+
+
+def _partial_key(columns: pd.MultiIndex, key: Hashable) -> str:
+    # Error path only: list the columns a partial MultiIndex key selects.
+    head = key if isinstance(key, tuple) else (key,)
+    full = [c for c in columns if c[: len(head)] == head]
+    return (
+        f"selects {len(full)} of the frame's MultiIndex columns, {_preview(full)}; "
+        "name each column by its full tuple, e.g. columns=[" + repr(full[0]) + ", ...]"
+    )
 
 
 def _key(label: Hashable) -> tuple[str, Hashable]:
@@ -210,22 +229,40 @@ def _object_vectors(s: pd.Series, name: Hashable) -> np.ndarray:
         ) from None
     _check_lengths(lengths, s.index, name)
     try:
-        x = np.asarray(cells.tolist(), dtype=np.float32)
+        # No dtype here: NumPy would parse "1.5" as a number; the check below refuses text.
+        raw = np.asarray(cells.tolist())
     except (TypeError, ValueError):
-        pos = _first_non_numeric(cells)
-        raise TypeError(
-            f"column {name!r} must hold vectors of numbers; {_row(s.index, pos)} holds "
-            f"{type(cells[pos]).__name__} {cells[pos]!r:.60}"
-        ) from None
-    if x.ndim != 2:
-        # Strings have a len() and NumPy parses "1.5", so they get this far.
+        raw = None
+    if raw is not None and raw.ndim != 2:
+        # Strings have a len(), so they get this far.
         pos = _first_unsized(cells)
         raise TypeError(
             f"column {name!r} must hold flat vectors of numbers; {_row(s.index, pos)} holds "
             f"{type(cells[pos]).__name__} {cells[pos]!r:.60}"
         )
+    x = _as_numbers(raw) if raw is not None else None
+    if x is None:
+        pos = _first_non_numeric(cells)
+        raise TypeError(
+            f"column {name!r} must hold vectors of numbers; {_row(s.index, pos)} holds "
+            f"{type(cells[pos]).__name__} {cells[pos]!r:.60}"
+        )
     _check_finite(x, s.index, lambda c: name)
     return np.ascontiguousarray(x)
+
+
+def _as_numbers(raw: np.ndarray) -> np.ndarray | None:
+    """``raw`` as float32 if it holds numbers (not text, not complex), else None."""
+    if raw.dtype.kind == "O":
+        # Mixed cells (e.g. None among floats, Decimal): numbers, unless one is text.
+        if any(isinstance(v, str | bytes) for v in raw.ravel()):
+            return None
+    elif raw.dtype.kind not in "biuf":
+        return None
+    try:
+        return raw.astype(np.float32, copy=False)
+    except (TypeError, ValueError):
+        return None
 
 
 def _first_unsized(cells: np.ndarray) -> int:
@@ -240,8 +277,10 @@ def _first_non_numeric(cells: np.ndarray) -> int:
     # Error path only.
     for pos, v in enumerate(cells):
         try:
-            np.asarray(v, dtype=np.float32)
+            raw = np.asarray(v)
         except (TypeError, ValueError):
+            return pos
+        if raw.ndim != 1 or _as_numbers(raw) is None:
             return pos
     return 0
 

@@ -42,8 +42,14 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from annoy_adapters import AnnoyIndex
 from annoy_adapters._cache import open_index
-from annoy_adapters._pandas_codec import decode_labels, encode_labels, from_jsonable, to_jsonable
-from annoy_adapters._pandas_result import LabelTaker, drop_self, to_frame
+from annoy_adapters._pandas_codec import (
+    decode_labels,
+    encode_labels,
+    from_jsonable,
+    to_json_metadata,
+    to_jsonable,
+)
+from annoy_adapters._pandas_result import LabelTaker, check_rank_free, drop_self, to_frame
 from annoy_adapters._pandas_vectors import (
     ColumnSpec,
     can_hold_vectors,
@@ -135,14 +141,30 @@ def _label_codec(idx: AnnoyIndex, labels: np.ndarray) -> dict[str, Any] | None:
     return codec
 
 
+#: Where other adapters record the names of the columns (one per dimension) an index was
+#: built from: scikit-learn's ``feature_names_in_`` (fitted on a DataFrame), the CLI's table.
+_OTHER_COLUMN_NAMES = (("sklearn", "feature_names_in_"), ("cli", "columns"))
+
+
 def _saved_spec(idx: AnnoyIndex) -> ColumnSpec | None:
+    """The vector columns the file names: the pandas section's, else another adapter's."""
     meta = _pandas_meta(idx)
-    if meta is None or "columns" not in meta:
-        return None
-    return {
-        "columns": [from_jsonable(c) for c in meta["columns"]],
-        "vector_column": bool(meta.get("vector_column", False)),
-    }
+    if meta is not None and "columns" in meta:
+        return {
+            "columns": [from_jsonable(c) for c in meta["columns"]],
+            "vector_column": bool(meta.get("vector_column", False)),
+        }
+    for adapter, key in _OTHER_COLUMN_NAMES:
+        section = idx.metadata.get(adapter)
+        names = section.get(key) if isinstance(section, dict) else None
+        # One string name per dimension, or the entry isn't a column list we can trust.
+        if (
+            isinstance(names, list)
+            and len(names) == idx.f
+            and all(isinstance(c, str) for c in names)
+        ):
+            return {"columns": list(names), "vector_column": False}
+    return None
 
 
 def _check_metric(idx: AnnoyIndex, metric: str | None) -> None:
@@ -252,10 +274,11 @@ def _check_unique(index: pd.Index) -> None:
     """The file maps labels to items, so build() needs each label once."""
     if index.is_unique:
         return
-    dup = index.duplicated(keep="first")
-    pos = np.flatnonzero(dup)
-    first = int(np.flatnonzero(index == index[pos[0]])[0]) if index.nlevels == 1 else None
-    where = f"rows {first} and {pos[0]}" if first is not None else f"row {pos[0]}"
+    pos = np.flatnonzero(index.duplicated(keep="first"))
+    # factorize, not ==, so that missing labels (NaN != NaN) match their first occurrence.
+    codes, _ = pd.factorize(index, use_na_sentinel=False)
+    first = int(np.flatnonzero(codes == codes[pos[0]])[0])
+    where = f"rows {first} and {pos[0]}"
     raise ValueError(
         f"the frame's index has duplicate labels ({index[pos[0]]!r} at {where}; "
         f"{len(pos)} duplicate row(s)); build() stores the labels in the index, which needs "
@@ -282,7 +305,6 @@ def _build_index(
 
 def _query_vectors(data: Any, spec: ColumnSpec, f: int, where: str) -> tuple[np.ndarray, pd.Index]:
     """Vectors and row labels of ``data``: a DataFrame, a Series, or an array."""
-    names = spec["columns"]
     if isinstance(data, pd.DataFrame):
         qspec = _same_columns(data, spec, "query frame", where)
         x = frame_vectors(data, qspec)
@@ -299,10 +321,7 @@ def _query_vectors(data: Any, spec: ColumnSpec, f: int, where: str) -> tuple[np.
                 f"a query Series must be numeric (one vector) or hold a vector per row "
                 f"(got dtype {data.dtype})"
             )
-        # One vector, e.g. df.loc["king"] - df.loc["man"]: align it on the column names.
-        values = data
-        if not spec["vector_column"] and data.index.isin(names).all() and len(data) == len(names):
-            values = data.reindex(names)
+        values = _aligned_series(data, spec, where)
         x = _array_vectors(values.to_numpy(dtype=np.float32, na_value=np.nan), where)
         index = pd.Index([data.name if data.name is not None else 0])
     else:
@@ -311,6 +330,31 @@ def _query_vectors(data: Any, spec: ColumnSpec, f: int, where: str) -> tuple[np.
     if x.shape[1] != f:
         raise ValueError(f"the query vectors have {x.shape[1]} values but {where} has f={f}")
     return x, index
+
+
+def _aligned_series(data: pd.Series, spec: ColumnSpec, where: str) -> pd.Series:
+    """One numeric vector, e.g. df.loc["king"] - df.loc["man"], aligned on the column names.
+
+    Its labels pick the vector columns by name (other labels are left out); a default
+    RangeIndex, like an array, is read by position. Other labels must include every
+    column: read by position they would silently mix up dimensions.
+    """
+    if spec["vector_column"]:
+        return data  # the labels of one vector's values are positions
+    names = spec["columns"]
+    labels = data.index
+    if labels.is_unique and all(c in labels for c in names):
+        return data.reindex(names)
+    if labels.equals(pd.RangeIndex(len(data))):
+        return data
+    missing = [c for c in names if c not in labels]
+    if not missing:
+        raise ValueError(f"the query Series has duplicate labels among the columns {names!r}")
+    raise ValueError(
+        f"the query Series is aligned on the column names, but its labels lack columns "
+        f"{missing!r} of those {where} uses, {names!r}; label it by column name, or pass "
+        "its values (s.to_numpy()) to query by position"
+    )
 
 
 def _array_vectors(data: Any, where: str) -> np.ndarray:
@@ -423,7 +467,7 @@ class AnnoyDataFrameAccessor:
                 "adapter": "pandas",
                 "pandas": {
                     "format": _FORMAT,
-                    "columns": [to_jsonable(c) for c in spec["columns"]],
+                    "columns": [to_json_metadata(c) for c in spec["columns"]],
                     "vector_column": spec["vector_column"],
                     "index": codec,
                 },
@@ -501,6 +545,8 @@ class AnnoyDataFrameAccessor:
         fmt = _check_format(format)
         search_k = _check_search_k(search_k)
         df = self._df
+        if fmt == "tidy":
+            check_rank_free(df.index)  # before the search, which may take long
         if index is None:
             spec = resolve_columns(df, columns)
             x = frame_vectors(df, spec)
@@ -544,8 +590,9 @@ class AnnoyDataFrameAccessor:
         ----------
         vectors_or_frame : DataFrame, Series or array-like
             A frame with the same vector columns (its index labels the results), a Series
-            of vectors, one numeric Series (e.g. ``df.loc["king"]``, labelled by its name),
-            or a 1-d / 2-d array (labelled 0, 1, ...).
+            of vectors, one numeric Series (e.g. ``df.loc["king"]``, labelled by its name;
+            its labels pick the vector columns by name, a default RangeIndex is read by
+            position), or a 1-d / 2-d array (labelled 0, 1, ...).
         k : int
             Neighbours per query.
         index : AnnoyIndex or path, optional
@@ -589,6 +636,8 @@ class AnnoyDataFrameAccessor:
                     )
             take = _label_taker(idx, df.index)
         x, qindex = _query_vectors(vectors_or_frame, spec, idx.f, _where(idx))
+        if fmt == "tidy":
+            check_rank_free(qindex)
         n_items = idx.get_n_items()
         if k > n_items:
             raise ValueError(f"'k' must be at most {n_items}, the number of indexed rows (got {k})")

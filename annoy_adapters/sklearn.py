@@ -121,6 +121,10 @@ class AnnoyTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
     effective_metric_ : str
         The metric of the index ('angular', 'euclidean', 'manhattan', 'dot' or 'hamming').
 
+    metric_ : str
+        The `metric` fixed at :meth:`fit` (or :meth:`load`): the distance the graph reports.
+        Changing `metric` afterwards (``set_params``) takes effect at the next fit.
+
     n_features_in_ : int
         Number of features seen during :term:`fit`.
 
@@ -231,6 +235,7 @@ class AnnoyTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             )
 
         self.index_ = index
+        self.metric_ = self.metric
         self.effective_metric_ = core_metric
         self.n_samples_fit_ = X.shape[0]
         self._n_features_out = self.n_samples_fit_
@@ -426,7 +431,7 @@ class AnnoyTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                 sq_norms = self._sq_norms(Xc)
             dist = convert_distances(
                 raw,
-                self.metric,
+                self.metric_,  # the index answers the fitted metric, whatever metric is now
                 n_features=self.n_features_in_,
                 query_sq_norms=sq_norms,
                 max_sq_norm=self._max_sq_norm,
@@ -532,6 +537,9 @@ class AnnoyTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         check_is_fitted(self)
         metadata = self.index_.metadata
         params = self.get_params(deep=False)
+        # The file holds the index fitted for metric_; a later set_params(metric=...) would
+        # store a metric the file can't answer.
+        params["metric"] = self.metric_
         if not isinstance(params["random_state"], (Integral, type(None))):
             # A RandomState instance is not JSON; the forest it seeded is in the file.
             params["random_state"] = None
@@ -632,6 +640,7 @@ class AnnoyTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             )
 
         est.index_ = index
+        est.metric_ = est.metric
         est.effective_metric_ = index.metric
         est.n_features_in_ = int(index.f)
         est.n_samples_fit_ = int(index.get_n_items())
