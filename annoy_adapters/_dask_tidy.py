@@ -105,7 +105,8 @@ def query_items_partition(
         return empty_result(part.index, k, kind)
     index = open_index(path)
     values = part.to_numpy()
-    item_ids = index.ids_for(values) if by_label else np.asarray(values, dtype=np.int64)
+    # ids go to the core unconverted: it refuses non-int ids instead of truncating them
+    item_ids = index.ids_for(values) if by_label else values
     ids, dist = index.query_items(item_ids, k, **search)
     return tidy_frame(part.index, ids, dist, index.labels, kind)
 

@@ -77,11 +77,25 @@ def _read_table(path: str, columns: list[str] | None, label_column: str | None) 
         if kind == "parquet":
             frame = pd.read_parquet(path, columns=wanted)
         else:
-            frame = pd.read_csv(path, usecols=wanted)
+            frame = _read_csv(pd, path, wanted, label_column)
     except (KeyError, ValueError) as exc:
         raise CLIError(f"cannot read columns {wanted!r} from {path!r}: {_one_line(exc)}") from exc
     except Exception as exc:
         raise CLIError(f"cannot read {path!r} as {kind}: {_one_line(exc)}") from exc
+    return frame
+
+
+def _read_csv(pd: Any, path: str, wanted: list[str] | None, label_column: str | None) -> Any:
+    """A CSV table whose label column is text as written: inferred as numbers, "007" and "7"
+    would both become 7 (and collide), and NA-like words ("null", "nan") would go missing."""
+    if label_column is None:
+        return pd.read_csv(path, usecols=wanted)
+    frame = pd.read_csv(path, usecols=wanted, dtype={label_column: str})
+    if label_column in frame.columns and frame[label_column].isna().any():
+        # only empty cells are missing labels; read the column again without NA parsing
+        raw = pd.read_csv(path, usecols=[label_column], dtype=str, keep_default_na=False)
+        text = raw[label_column]
+        frame[label_column] = text.mask(text == "").to_numpy()
     return frame
 
 
@@ -203,6 +217,24 @@ def _load_index(path: str) -> Any:
         ) from exc
 
 
+def _check_output(path: str, option: str) -> None:
+    """Fail before any work when ``path`` cannot be created: its folder must exist."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise CLIError(f"{option} {path!r}: folder {folder!r} does not exist")
+    if os.path.isdir(path):
+        raise CLIError(f"{option} {path!r} is a directory, not a file")
+
+
+def _save(index: Any, path: str) -> None:
+    """``index.save(path)``, reporting the user's path: the OS error names the temporary file
+    the atomic save writes beside it."""
+    try:
+        index.save(path)
+    except OSError as exc:
+        raise CLIError(f"cannot write {path!r}: {exc.strerror or _one_line(exc)}") from exc
+
+
 def _progress(quiet: bool) -> Any:
     from annoy_adapters._progress import TreeProgress
 
@@ -246,6 +278,7 @@ def _say(quiet: bool, message: str) -> None:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
+    _check_output(args.output, "-o/--output")
     columns = _split_names(args.columns)
     X, labels, used = read_vectors(args.input, columns, args.label_column)
     metadata = {
@@ -270,7 +303,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         vector_dtype=args.vector_dtype,
     )
     seconds = time.perf_counter() - start
-    index.save(args.output)
+    _save(index, args.output)
     _say(
         args.quiet,
         f"wrote {args.output}: {index.get_n_items()} items, f={index.f}, {index.metric}, "
@@ -343,12 +376,11 @@ def _query_targets(args: argparse.Namespace, index: Any) -> tuple[str, Any, Any]
             + (f" (got {' and '.join(given)})" if given else "")
         )
     if args.items is not None:
-        ids = np.asarray(args.items, dtype=np.int64)
         n = index.get_n_items()
-        bad = ids[(ids < 0) | (ids >= n)]
-        if bad.size:
-            raise CLIError(f"--items must be item ids in [0, {n}) (got {int(bad[0])})")
-        return "items", list(args.items), ids
+        bad = [i for i in args.items if not 0 <= i < n]  # before int64: huge ids overflow it
+        if bad:
+            raise CLIError(f"--items must be item ids in [0, {n}) (got {bad[0]})")
+        return "items", list(args.items), np.asarray(args.items, dtype=np.int64)
     if args.labels is not None:
         stored = index.labels
         if stored is None:
@@ -381,17 +413,27 @@ def _query_targets(args: argparse.Namespace, index: Any) -> tuple[str, Any, Any]
 
 def cmd_query(args: argparse.Namespace) -> int:
     fmt = _output_format(args.output, args.format)
+    if args.output is not None:
+        _check_output(args.output, "-o/--output")
     index = _load_index(args.index)
     source, queries, targets = _query_targets(args, index)
+    k = _k_for(index, args.k)
     if source == "items":
-        ids, dist = index.query_items(targets, args.k, search_k=args.search_k)
+        ids, dist = index.query_items(targets, k, search_k=args.search_k)
     else:
-        ids, dist = index.query(targets, args.k, search_k=args.search_k)
+        ids, dist = index.query(targets, k, search_k=args.search_k)
     frame = _query_frame(queries, ids, dist, index.labels)
     _write_frame(frame, args.output, fmt)
     if args.output is not None:
         _say(args.quiet, f"wrote {len(frame)} rows to {args.output}")
     return 0
+
+
+def _k_for(index: Any, k: int) -> int:
+    """``k`` capped at the number of items: no query finds more, and the result arrays are
+    (queries, k), so a huge -k would only allocate padding (search_k -1 means k * trees, but
+    any k >= the items already searches exactly)."""
+    return max(1, min(k, index.get_n_items()))
 
 
 def index_info(path: str) -> dict[str, Any]:
@@ -412,7 +454,8 @@ def index_info(path: str) -> dict[str, Any]:
     """
     from annoy_adapters.core import file_info
 
-    index = _load_index(path)  # validates the whole file; file_info reads the header only
+    index = _load_index(path)
+    _check_structure(index, path)
     header = file_info(path)
     labels = index.labels
     return {
@@ -432,6 +475,22 @@ def index_info(path: str) -> dict[str, Any]:
         else {"kind": "int" if labels.dtype.kind in "iu" else "str", "count": len(labels)},
         "metadata": index.metadata,
     }
+
+
+def _check_structure(index: Any, path: str) -> None:
+    """Run the checks a loaded index otherwise defers to its first query: tree and leaf
+    pointers in range, cell row maps inverse permutations (O(nodes + items), no search).
+    With the load's checks of header, manifest and array shapes, that is the file's whole
+    structure; the vector values themselves are not checked."""
+    from annoy_adapters import IndexFileError
+
+    try:
+        index.query(np.zeros((0, index.f), np.float32), 1)  # checks the forest before use
+        index.get_item_vectors(np.zeros(0, np.int64))  # checks the cells' row maps
+    except IndexFileError as exc:
+        raise CLIError(
+            f"{path!r} is not a valid annoy-adapters index file ({_one_line(exc)})"
+        ) from exc
 
 
 def _human_size(n: int) -> str:
@@ -478,6 +537,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
         raise CLIError(f"file not found: {src!r}")
     if os.path.abspath(src) == os.path.abspath(dst):
         raise CLIError("input and output must be different files")
+    _check_output(dst, "OUTPUT")
     annoy_given = args.f is not None or args.metric is not None
     if annoy_given:
         # annoy .ann -> native: the .ann file has no header, so f and metric come from us.
@@ -491,7 +551,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
                 f"{src!r} is not an annoy .ann file with f={args.f}, "
                 f"metric={args.metric!r}: {_one_line(exc)}"
             ) from exc
-        index.save(dst)
+        _save(index, dst)
         _say(args.quiet, f"wrote native index {dst}: {index.get_n_items()} items")
         return 0
     try:
@@ -527,6 +587,8 @@ def _demo_data(small: bool) -> tuple[np.ndarray, list[str]]:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    if args.output:
+        _check_output(args.output, "-o/--output")
     small = args.small or os.environ.get("ANNOY_ADAPTERS_EXAMPLE_SMALL") == "1"
     start = time.perf_counter()
     X, words = _demo_data(small)
@@ -546,7 +608,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     build_s = time.perf_counter() - start
     print(f"built {args.n_trees} trees ({index.metric}) in {build_s:.2f} s")
     if args.output:
-        index.save(args.output)
+        _save(index, args.output)
         print(f"saved {args.output}")
     vocabulary = set(words)
     queries = args.words if args.words else [w for w in DEMO_WORDS if w in vocabulary]
@@ -557,7 +619,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         raise CLIError(f"not in the vocabulary: {word}") from exc
     labels = index.labels
     start = time.perf_counter()
-    nn, dist = index.query_items(ids, args.k + 1)
+    nn, dist = index.query_items(ids, _k_for(index, args.k + 1))
     query_s = time.perf_counter() - start
     print(f"nearest words (angular distance; cosine = 1 - d**2 / 2), k={args.k}:")
     for word, row_ids, row_d, item in zip(queries, nn, dist, ids, strict=True):
@@ -571,7 +633,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"{len(queries)} queries in {query_s * 1000:.1f} ms")
     n_batch = min(len(words), 10_000)
     start = time.perf_counter()
-    index.query(X[:n_batch], args.k)
+    index.query(X[:n_batch], _k_for(index, args.k))
     batch_s = time.perf_counter() - start
     print(
         f"batch: {n_batch:,} queries (k={args.k}) in {batch_s:.2f} s = "
@@ -593,14 +655,43 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _n_trees(text: str) -> int:
+def _ranged_int(text: str, *, low: int, allow_minus_one: bool, high: int | None = None) -> int:
+    """``text`` as an int in [low, high] (or -1 when allowed), else a usage error (exit 2): the
+    core would refuse it too, but only after the input was read, as a failed command."""
+    expected = f"an int from {low} to {high:,}" if high is not None else f"an int >= {low}"
+    expected = f"-1 or {expected}" if allow_minus_one else expected
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive int or -1 (got {text!r})") from None
-    if value < 1 and value != -1:
-        raise argparse.ArgumentTypeError(f"expected a positive int or -1 (got {text!r})")
+        raise argparse.ArgumentTypeError(f"expected {expected} (got {text!r})") from None
+    in_range = value >= low and (high is None or value <= high)
+    if not in_range and not (allow_minus_one and value == -1):
+        raise argparse.ArgumentTypeError(f"expected {expected} (got {text!r})")
     return value
+
+
+# More trees than this is no useful forest; bigger numbers fail late (MemoryError, overflow).
+MAX_TREES = 1_000_000
+
+
+def _n_trees(text: str) -> int:
+    return _ranged_int(text, low=1, high=MAX_TREES, allow_minus_one=True)
+
+
+def _tree_count(text: str) -> int:
+    return _ranged_int(text, low=1, high=MAX_TREES, allow_minus_one=False)
+
+
+def _n_jobs(text: str) -> int:
+    return _ranged_int(text, low=1, allow_minus_one=True)
+
+
+def _search_k(text: str) -> int:
+    return _ranged_int(text, low=1, allow_minus_one=True)
+
+
+def _leaf_size(text: str) -> int:
+    return _ranged_int(text, low=2, allow_minus_one=False)
 
 
 def _int(text: str) -> int:
@@ -645,9 +736,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label-column", help="table column holding the item labels (str or int)")
     p.add_argument("--metric", default="angular", choices=METRICS)
     p.add_argument("--n-trees", type=_n_trees, default=10, help="trees (-1: until ~2x items)")
-    p.add_argument("--n-jobs", type=_int, default=-1, help="threads (-1: all cores)")
+    p.add_argument("--n-jobs", type=_n_jobs, default=-1, help="threads (-1: all cores)")
     p.add_argument("--seed", type=_int, default=None, help="random seed (reproducible builds)")
-    p.add_argument("--leaf-size", type=_positive_int, default=None, help="items per leaf")
+    p.add_argument("--leaf-size", type=_leaf_size, default=None, help="items per leaf (>= 2)")
     p.add_argument(
         "--vector-dtype",
         default="float32",
@@ -666,7 +757,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--label-column", help="--vectors table column naming each query row")
     p.add_argument("-k", type=_positive_int, default=10, help="neighbours per query (10)")
-    p.add_argument("--search-k", type=_int, default=-1, help="nodes to inspect (-1: k * trees)")
+    p.add_argument(
+        "--search-k", type=_search_k, default=-1, help="nodes to inspect (-1: k * trees)"
+    )
     p.add_argument("-o", "--output", help="output file (default: CSV on stdout)")
     p.add_argument("--format", choices=_OUTPUT_FORMATS, help="default: from the -o suffix")
     p.set_defaults(func=cmd_query)
@@ -691,8 +784,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--small", action="store_true", help="the first 20,000 words only")
     p.add_argument("--words", nargs="+", metavar="WORD", help=f"default: {' '.join(DEMO_WORDS)}")
     p.add_argument("-k", type=_positive_int, default=8, help="neighbours shown per word (8)")
-    p.add_argument("--n-trees", type=_positive_int, default=10)
-    p.add_argument("--n-jobs", type=_int, default=-1)
+    p.add_argument("--n-trees", type=_tree_count, default=10)
+    p.add_argument("--n-jobs", type=_n_jobs, default=-1)
     p.add_argument("--seed", type=_int, default=None)
     p.add_argument("-o", "--output", help="also save the index here")
     p.set_defaults(func=cmd_demo)

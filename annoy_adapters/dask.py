@@ -91,8 +91,13 @@ def _check_k(k: Any) -> int:
 
 
 def _check_search_k(search_k: Any) -> int:
-    if isinstance(search_k, bool) or not isinstance(search_k, (int, np.integer)):
-        raise ValueError(f"'search_k' must be an int, -1 for the default (got {search_k!r})")
+    # the core's rule and message, checked here so a bad value fails before any task runs
+    if (
+        isinstance(search_k, bool)
+        or not isinstance(search_k, (int, np.integer))
+        or (search_k != -1 and search_k < 1)
+    ):
+        raise ValueError(f"'search_k' must be -1 or a positive int (got {search_k!r})")
     return int(search_k)
 
 
@@ -233,7 +238,8 @@ def query_items(
     Parameters
     ----------
     items : dask.dataframe.Series
-        Labels (``by="label"``) or int item ids (``by="id"``) of stored items.
+        Labels (``by="label"``) or item ids (``by="id"``, an integer dtype: floats such as 2.0
+        are refused, as by ``AnnoyIndex.query_items``) of stored items.
     index : str, path-like or file-backed AnnoyIndex
         The index file; it must exist at the same path on every worker.
     k : int
@@ -281,6 +287,9 @@ def query_items(
         raise ValueError(f"'by' must be 'label' or 'id' (got {by!r})")
     if by == "label" and kind is None:
         raise ValueError("'by' is 'label' but the index file has no labels; use by='id'")
+    if by == "id" and not _holds_ints(items):
+        # as AnnoyIndex.query_items: ids must be ints; a cast would turn 1.7 into item 1
+        raise TypeError(f"'items' must hold int item ids for by='id' (got dtype {items.dtype})")
     meta = _dask_tidy.empty_result(items._meta.index, k, kind)
     return items.map_partitions(
         _dask_tidy.query_items_partition,
@@ -292,6 +301,13 @@ def query_items(
         meta=meta,
         align_dataframes=False,
     )
+
+
+def _holds_ints(items: dd.Series) -> bool:
+    import pandas as pd
+
+    dtype = items.dtype
+    return pd.api.types.is_integer_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
 
 
 def query_array(
@@ -403,7 +419,8 @@ def build_index(
         A 2-D ``.npy`` file, at the same path on every worker and on the caller; row i is
         item i.
     path : str or path-like
-        The index file to write (atomically).
+        The index file to write. The new file is written beside it and checked (loaded) before
+        it replaces any file at `path`, so a failed build never leaves a broken file there.
     metric : str, default "angular"
         One of ``annoy_adapters.METRICS``.
     n_trees : int
@@ -459,6 +476,9 @@ def build_index(
     vectors_path = os.path.abspath(vectors_path)
     if not os.path.isfile(vectors_path):
         raise FileNotFoundError(f"'vectors' file not found: {vectors_path!r}")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"'path' must be in an existing folder (got {os.fspath(path)!r})")
     if isinstance(n_trees, bool) or not isinstance(n_trees, (int, np.integer)) or n_trees < 1:
         raise ValueError(f"'n_trees' must be a positive int (got {n_trees!r})")
     if (

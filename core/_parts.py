@@ -4,8 +4,10 @@ worker) and the pieces joined into the same file a one-shot build writes, byte f
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -48,6 +50,10 @@ def _index(
         x.shape[1], metric, leaf_size=leaf_size, seed=seed, vector_dtype=vector_dtype
     )
     index.add_items(x)
+    # add_items keeps at least 16 rows of capacity; build() trims to n before building, and the
+    # file must hold exactly n rows, so trim here too.
+    index._store = index._store[: index._n]
+    index._present = index._present[: index._n]
     return index
 
 
@@ -100,8 +106,9 @@ def assemble(
     """Join tree parts into one index file at ``path`` (atomic) and return it loaded.
 
     The bytes equal those of ``AnnoyIndex(f, metric, leaf_size=, seed=, vector_dtype=)`` with
-    the same items,
-    labels and metadata, built with as many trees and saved.
+    the same items, labels and metadata, built with as many trees and saved.  The new file is
+    written beside ``path`` and fully checked before it replaces ``path``: a failed join leaves
+    any file already at ``path`` untouched.
     """
     x = _vectors(vectors)
     index = _index(x, metric, seed, leaf_size, vector_dtype)
@@ -130,8 +137,40 @@ def assemble(
         index.set_labels(labels)
     if metadata is not None:
         index.set_metadata(metadata)
-    index.save(path)
+    _save_checked(index, path)
     return index
+
+
+def _save_checked(index: AnnoyIndex, path: str | os.PathLike[str]) -> None:
+    """Save beside ``path``, check the written file as a reader would, then rename it over
+    ``path``: the parts come from other processes, so trust them only once they load."""
+    target = Path(path)
+    if not target.parent.is_dir():  # mkstemp's error would name the temporary file instead
+        raise FileNotFoundError(f"'path' must be in an existing folder (got {os.fspath(path)!r})")
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    try:
+        index.save(tmp)  # atomic itself; maps the file, checking its manifest and arrays
+        index._require_built("check the assembled file")  # the forest's pointers (check_forest)
+        index.get_item_vectors(np.zeros(0, np.int64))  # the cells' row maps, if any
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(target.parent)
+    index.load(target)  # serve from ``path`` (the same bytes), not the temporary name
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename durable (best effort: not every OS can open a folder)."""
+    try:
+        dfd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:
+        pass
 
 
 def _one_tree(forest: Forest, t: int) -> Forest:
