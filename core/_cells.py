@@ -48,6 +48,15 @@ class Cells:
     present: np.ndarray = field(repr=False)  # (n,) bool, by id: for the check
     path: str = ""  # the file the arrays came from, for error messages
     checked: bool = True  # a loaded file's order is checked once, before its first use
+    top_sqnorm: float | None = field(default=None, repr=False)  # largest row |x|^2, once
+
+    def largest_sqnorm(self, sqnorm: np.ndarray) -> float:
+        """The largest squared norm of the rows (``sqnorm`` in row order), computed once: it
+        bounds the rounding of every scan score (a corrupted, non-finite one counts as 0)."""
+        if self.top_sqnorm is None:
+            top = float(np.max(sqnorm, initial=0.0)) if len(sqnorm) else 0.0
+            self.top_sqnorm = top if math.isfinite(top) else 0.0
+        return self.top_sqnorm
 
     @classmethod
     def ordered(
@@ -312,21 +321,22 @@ def _top(s: np.ndarray, kk: int) -> np.ndarray:
     return np.argpartition(s, -kk, axis=1)[:, -kk:]
 
 
-def _kk_largest(s: np.ndarray, kk: int) -> np.ndarray:
-    """Positions of the ``kk`` largest of 1-D ``s`` (more on ties at the kk-th)."""
+def _kk_largest(s: np.ndarray, kk: int, slack: float) -> np.ndarray:
+    """Positions of the ``kk`` largest of 1-D ``s``, and of any within ``slack`` of the
+    kk-th (ties, or scores whose rounding could hide a better one)."""
     if len(s) <= kk:
         return np.arange(len(s))
-    return np.flatnonzero(s >= np.partition(s, len(s) - kk)[len(s) - kk])
+    return np.flatnonzero(s >= np.partition(s, len(s) - kk)[len(s) - kk] - slack)
 
 
-def _top_after_first(s: np.ndarray, kk: int, first: int) -> np.ndarray:
+def _top_after_first(s: np.ndarray, kk: int, first: int, slack: float) -> np.ndarray:
     """:func:`_kk_largest` of ``s``, whose ``first`` scores are the nearest cell's: their
     kk-th best bars the rest, so only the few above it (~50 of ~11,000 on GloVe) are
     partitioned; a partition of all took a fifth of a one-query probe."""
     if first <= kk:
-        return _kk_largest(s, kk)
-    above = np.flatnonzero(s >= np.partition(s[:first], first - kk)[first - kk])
-    return above.take(_kk_largest(s.take(above), kk))
+        return _kk_largest(s, kk, slack)
+    above = np.flatnonzero(s >= np.partition(s[:first], first - kk)[first - kk] - slack)
+    return above.take(_kk_largest(s.take(above), kk, slack))
 
 
 def _for_products(
@@ -391,9 +401,15 @@ def probe_candidates(
     k: int,
 ) -> np.ndarray:
     """Candidate ids (B, M; -1 = none): each query's best ``k + SLACK`` in its ``probe``
-    nearest cells, by product score.  ``store`` and ``sqnorm`` are in row order."""
+    nearest cells, by product score, and any whose score is within twice its rounding bound
+    of the ``k + SLACK``-th (points far from the origin: the scores cancel, and rank()
+    re-measures the finalists directly).  ``store`` and ``sqnorm`` are in row order."""
     b, nc = len(q), cells.n_cells
     q = np.asarray(q, np.float32)
+    q_norm = np.sqrt(np.einsum("ij,ij->i", q, q, dtype=np.float64))
+    slack = (2 * metric.score_error(q.shape[1], q_norm, cells.largest_sqnorm(sqnorm))).astype(
+        np.float32
+    )
     p = min(probe, nc)
     cs = _centroid_scores(metric, q, cells.centroids)
     top = _top(cs, p)
@@ -412,7 +428,7 @@ def probe_candidates(
         else:
             s = _half_products(store, spans, q0)
         s = _cell_scores(metric, s, np.concatenate([sqnorm[a:z] for a, z in spans]))
-        pos = _top_after_first(s, kk, int(hi[0] - lo[0]))
+        pos = _top_after_first(s, kk, int(hi[0] - lo[0]), float(slack[0]))
         start = np.cumsum(hi - lo) - (hi - lo)  # where each cell's scores begin in s
         j = np.searchsorted(start, pos, side="right") - 1
         return cells.row_ids.take(lo.take(j) + pos - start.take(j))[None]
@@ -428,21 +444,27 @@ def probe_candidates(
         lo, hi = int(ptr[c]), int(ptr[c + 1])
         return lo, _cell_scores(metric, qx[qs] @ read(store[lo:hi]).T, sqnorm[lo:hi])
 
+    def keep(qs: np.ndarray, lo: int, s: np.ndarray, above: np.ndarray) -> None:
+        at = np.flatnonzero(above)  # ~2x a 2-D nonzero
+        r = at // s.shape[1]
+        got_q.append(qs.take(r))
+        got_row.append(at - r * s.shape[1] + lo)
+        got_s.append(s.ravel().take(at))
+
     def keep_top(qs: np.ndarray, lo: int, s: np.ndarray) -> np.ndarray:
-        j = _top(s, kk)
-        best = np.take_along_axis(s, j, axis=1)
-        got_q.append(np.repeat(qs, j.shape[1]))
-        got_row.append((j + lo).ravel())
-        got_s.append(best.ravel())
-        return best
+        """Keep each row's kk best and those within its slack of them; return the bars."""
+        if s.shape[1] <= kk:
+            keep(qs, lo, s, np.ones(s.shape, bool))
+            return np.full(len(qs), -np.inf, np.float32)
+        floor = np.partition(s, s.shape[1] - kk, axis=1)[:, s.shape[1] - kk] - slack[qs]
+        keep(qs, lo, s, s >= floor[:, None])
+        return floor
 
     first = top[np.arange(b), np.take_along_axis(cs, top, axis=1).argmax(axis=1)]
     bar = np.full(b, -np.inf, np.float32)  # stays -inf where the nearest cell has <= kk items
     for c, qs in _by_cell(np.arange(b), first, nc):
         lo, s = scores(c, qs)
-        best = keep_top(qs, lo, s)
-        if s.shape[1] > kk:
-            bar[qs] = best.min(axis=1)
+        bar[qs] = keep_top(qs, lo, s)
     rest = top != first[:, None]
     for c, qs in _by_cell(np.nonzero(rest)[0], top[rest], nc):
         lo, s = scores(c, qs)
@@ -451,15 +473,14 @@ def probe_candidates(
         if over.any():  # more than kk above the bar (a low one, or a better cell): partition
             keep_top(qs[over], lo, s[over])
             above[over] = False
-        at = np.flatnonzero(above)  # ~2x a 2-D nonzero
-        r = at // s.shape[1]
-        got_q.append(qs.take(r))
-        got_row.append(at - r * s.shape[1] + lo)
-        got_s.append(s.ravel().take(at))
+        keep(qs, lo, s, above)
     mask, (score, rows) = padded_rows(
         np.concatenate(got_q), b, np.concatenate(got_s), np.concatenate(got_row)
     )
-    j = _top(score, kk)
-    keep = np.take_along_axis(mask, j, axis=1)
+    if score.shape[1] > kk:  # the kk best of each row and those within its slack
+        floor = np.partition(score, score.shape[1] - kk, axis=1)[:, score.shape[1] - kk]
+        mask &= score >= (floor - slack)[:, None]
+    width = max(int(np.count_nonzero(mask, axis=1).max(initial=0)), min(kk, score.shape[1]))
+    j = _top(np.where(mask, score, -np.inf), width)
     ids = cells.row_ids.take(np.take_along_axis(rows, j, axis=1))
-    return np.where(keep, ids, -1)
+    return np.where(np.take_along_axis(mask, j, axis=1), ids, -1)

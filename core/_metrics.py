@@ -8,6 +8,7 @@ candidates (``rank``) and is returned (``returned``).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -277,6 +278,35 @@ class Metric:
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             d = 2 - 2 * dots / np.sqrt(pq)
         return np.where(pq > 0, np.maximum(d, 0), np.float32(2)).astype(np.float32)
+
+    def rank_error(self, f: int, q_sqnorm: np.ndarray, cand_sqnorm_max: np.ndarray) -> np.ndarray:
+        """Bound on how far :meth:`rank`'s float32 distances of queries with squared norms
+        ``q_sqnorm`` (B,) can be off, for rows of squared norm at most ``cand_sqnorm_max``.
+
+        The inner-product expansion cancels: euclidean loses ~eps (|q| + |x|)^2 absolutely,
+        all of the distance for points far from the origin and close together (GPS
+        coordinates), so finalists are picked within twice this of the boundary.  Twice the
+        worst case of ``f`` roundings per term; zero for metrics that compute directly.
+        """
+        eps = float(np.finfo(np.float32).eps)
+        if self.name == "euclidean":
+            qn = np.sqrt(np.asarray(q_sqnorm, np.float64))
+            cn = np.sqrt(np.asarray(cand_sqnorm_max, np.float64))
+            return 2 * (f + 4) * eps * (qn + cn) ** 2
+        if self.name == "angular":  # 2 - 2 cos: the cosine's rounding, relative to 1
+            return np.full(len(q_sqnorm), 4 * (2 * f + 8) * eps)
+        return np.zeros(len(q_sqnorm))
+
+    def score_error(self, f: int, q_norm: np.ndarray, row_sqnorm_max: float) -> np.ndarray:
+        """Bound on the rounding of a cell scan's float32 scores (see ``_cells``): q.x -
+        |x|^2 / 2 (euclidean) or cos times |q| (angular), for rows of squared norm at most
+        ``row_sqnorm_max``; like :meth:`rank_error`, twice the worst case."""
+        eps = float(np.finfo(np.float32).eps)
+        q_norm = np.asarray(q_norm, np.float64)
+        if self.name == "euclidean":
+            r = math.sqrt(max(row_sqnorm_max, 0.0))
+            return 2 * (f + 4) * eps * (q_norm * r + r * r / 2)
+        return 2 * (2 * f + 8) * eps * q_norm
 
     def exact(self, q: np.ndarray, cand: np.ndarray) -> np.ndarray:
         """Rank distance recomputed directly (no norm expansion) for the few finalists."""

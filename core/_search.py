@@ -270,6 +270,34 @@ def candidates(
     return out
 
 
+def _finalists(
+    metric: Metric,
+    f: int,
+    d: np.ndarray,
+    c: np.ndarray,
+    cn: np.ndarray,
+    valid: np.ndarray,
+    q_sqnorm: np.ndarray,
+    kk: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Candidates (ids, -1 = none) whose first-pass distance ``d`` may rank among the best
+    ``kk``: within twice the pass's rounding bound of the ``kk``-th.  Usually ``kk`` of them
+    and the ties; for points far from the origin the expansion's cancellation widens the set,
+    up to every candidate, and the exact re-measure decides.  Each row's set depends on the
+    row alone, so batching never changes the answer."""
+    t = np.partition(d, kk - 1, axis=1)[:, kk - 1]
+    top_sq = np.where(valid, cn, 0).max(axis=1, initial=0)
+    slack = 2 * metric.rank_error(f, q_sqnorm, top_sq)
+    near = valid & (d <= (t + slack)[:, None])
+    w = max(int(np.count_nonzero(near, axis=1).max(initial=0)), kk)  # kk < d.shape[1]
+    key = np.where(near, d, np.inf)
+    top = np.argpartition(key, w - 1, axis=1)[:, :w] if w < d.shape[1] else None
+    if top is None:
+        return np.where(near, c, -1), key
+    ids = np.where(np.take_along_axis(near, top, axis=1), np.take_along_axis(c, top, axis=1), -1)
+    return ids, np.take_along_axis(key, top, axis=1)
+
+
 def rank(
     metric: Metric,
     q_stored: np.ndarray,
@@ -307,7 +335,9 @@ def rank(
             qb = None if qn is None else qn[lo : lo + step]
             d = metric.rank(q_stored[lo : lo + step], g, qb, cn)
             d = np.where(valid, d, np.inf).astype(np.float32)
-            if kk < m:
+            if kk < m and refine:
+                ids, dd = _finalists(metric, width, d, c, cn, valid, qb, kk)
+            elif kk < m:
                 # ties at the boundary go to the smaller id, so a batch never changes the answer
                 t = np.partition(d, kk - 1, axis=1)[:, kk - 1 : kk]
                 big = np.iinfo(np.int64).max
