@@ -145,7 +145,8 @@ class Mapped:
     """An open native file: its manifest fields and zero-copy array views on one mmap."""
 
     def __init__(self, path: str | os.PathLike[str], prefault: bool = False):
-        self.path = os.fspath(path)
+        # absolute: a pickle of the index holds this path, and may be loaded after a chdir
+        self.path = os.path.abspath(os.fspath(path))
         with open(self.path, "rb") as fh:
             st = os.fstat(fh.fileno())
             self.size, self.mtime_ns = st.st_size, st.st_mtime_ns

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import os
 import sys
 import threading
@@ -41,6 +42,10 @@ DEFAULT_SEED = 1234567890987654321 % (1 << 63)
 EXACT_MIN = 4096  # below this many items, every item is ranked directly (exact ties by id)
 QUERY_CHUNK = 256  # queries searched together: large enough to vectorize, small enough for cache
 FIRST_CUT_QUANTILE = 0.2  # first threshold: this quantile of earlier cuts (a little low: one pass)
+# Largest vector norm of the metrics that square it: 2**63 keeps |x|^2 at a quarter of float32's
+# largest value, so |q|^2 + |x|^2 - 2 q.x (and dot's |x|^2, q.x) stay finite.
+MAX_NORM = 2.0**63
+NORM_METRICS = ("angular", "euclidean", "dot")
 
 
 def default_leaf_size(f: int, metric: str) -> int:
@@ -172,7 +177,7 @@ class AnnoyIndex:
 
     @property
     def path(self) -> str | None:
-        """The file this index is memory-mapped from, if any."""
+        """The file this index is memory-mapped from (an absolute path), if any."""
         return self._mapped.path if self._mapped is not None else None
 
     def __repr__(self) -> str:
@@ -223,6 +228,11 @@ class AnnoyIndex:
         present[: self._n] = self._present[: self._n]
         self._store, self._present = store, present
 
+    def _trim(self) -> None:
+        """Drop the spare capacity of the store: the file holds exactly ``n`` rows."""
+        self._store = self._store[: self._n]
+        self._present = self._present[: self._n]
+
     def _in_precision(self, name: str, x: np.ndarray) -> np.ndarray:
         """Float32 rows rounded as the store keeps vectors: float16 stores round queries too,
         so an item's own vector finds it at distance 0, wherever the query came from."""
@@ -236,42 +246,61 @@ class AnnoyIndex:
             )
         return x.astype(np.float16).astype(np.float32)
 
+    def _rows(self, name: str, data: Any) -> np.ndarray:
+        """``data`` checked as float32 rows of length f (norms within :data:`MAX_NORM` for the
+        metrics that square them) and rounded as the store keeps vectors."""
+        max_norm = MAX_NORM if self._metric.name in NORM_METRICS else None
+        return self._in_precision(name, check.float_matrix(name, data, self.f, max_norm))
+
+    def _one_vector(self, vector: Any) -> np.ndarray:
+        """The argument ``vector`` of annoy's single-vector methods as one checked row."""
+        if isinstance(vector, (str, bytes)) or not hasattr(vector, "__len__"):
+            raise TypeError(f"'vector' must be a sequence of numbers (got {type(vector).__name__})")
+        v = self._rows("vector", vector)
+        if len(v) != 1:
+            shape = np.shape(vector)
+            raise ValueError(f"'vector' must be one vector of {self.f} floats (got shape {shape})")
+        return v
+
     def add_item(self, i: int, vector: Sequence[float] | np.ndarray) -> None:
         """Add ``vector`` as item ``i`` (annoy: ids need not be contiguous)."""
         i = check.integer("i", i)
         if i < 0:
             raise IndexError(f"Item index can not be negative (got {i})")
-        if isinstance(vector, (str, bytes)) or not hasattr(vector, "__len__"):
-            raise TypeError(f"'vector' must be a sequence of numbers (got {type(vector).__name__})")
-        self.add_items(check.float_matrix("vector", vector, self.f), ids=[i])
+        with self._lock:
+            self._add(self._one_vector(vector), np.array([i], np.int64))
 
     def add_items(self, X: Any, ids: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
         """Add the rows of ``X``; ``ids`` default to the next free ids. Returns the int64 ids."""
         with self._lock:
-            x = self._in_precision("X", check.float_matrix("X", X, self.f))
+            x = self._rows("X", X)
             if ids is None:
                 idx = self._n + np.arange(len(x), dtype=np.int64)
             else:
                 idx = np.asarray(ids)
-                if idx.ndim != 1 or len(idx) != len(x) or (len(idx) and idx.dtype.kind not in "iu"):
+                if idx.ndim != 1 or len(idx) != len(x) or not check.is_integer_array(idx):
                     raise ValueError(
                         f"'ids' must be {len(x)} ints, one per row of X "
                         f"(got shape {idx.shape}, dtype {idx.dtype})"
                     )
-                idx = idx.astype(np.int64)
+                idx = check.as_int64("ids", idx)  # uint64 from 2**63 up would wrap negative
                 if len(idx) and idx.min() < 0:
                     raise IndexError(f"Item index can not be negative (got {int(idx.min())})")
-            self._require_mutable("add items")
-            if not len(idx):
-                return idx
-            top = int(idx.max()) + 1
-            self._grow(top)
-            self._store[idx] = self._metric.store(x)
-            self._present[idx] = True
-            self._n = max(self._n, top)
-            if self._labels is not None:  # labels describe ids; new ids make them stale
-                self._labels, self._label_index = None, None
+            return self._add(x, idx)
+
+    def _add(self, x: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        """Store checked rows ``x`` as items ``idx`` (int64, none negative); the lock is held."""
+        self._require_mutable("add items")
+        if not len(idx):
             return idx
+        top = int(idx.max()) + 1
+        self._grow(top)
+        self._store[idx] = self._metric.store(x)
+        self._present[idx] = True
+        self._n = max(self._n, top)
+        if self._labels is not None:  # labels describe ids; new ids make them stale
+            self._labels, self._label_index = None, None
+        return idx
 
     # -- building ---------------------------------------------------------------------------
     def set_seed(self, seed: int) -> None:
@@ -308,8 +337,7 @@ class AnnoyIndex:
         jobs = _n_jobs(n_jobs)
         with self._lock:
             self._require_mutable("build")
-            self._store = self._store[: self._n]
-            self._present = self._present[: self._n]
+            self._trim()
             present = np.flatnonzero(self._present)
             z = TreeSpace(self._metric, self._store, present, self.f, jobs)
             done = [0]
@@ -407,7 +435,7 @@ class AnnoyIndex:
         """
         if self._n or self._forest is not None or self._mapped is not None:
             raise RuntimeError("on_disk_build() must be called before adding items")
-        path = os.fspath(fn)
+        path = os.path.abspath(os.fspath(fn))  # build() saves here, even after a chdir
         open(path + ".items", "wb").close()  # fail now, not after adding items, if unwritable
         self._on_disk = path
         return True
@@ -487,12 +515,14 @@ class AnnoyIndex:
         about sqrt(n) cells, see :meth:`get_n_cells`); ``search_k`` is then unused.  The items
         of a cell are stored together, so this is one matrix product per cell: at the same
         recall usually several times faster than the trees, for one query as for a batch.
+
+        A ``k`` beyond the number of items searches as ``k`` = the number of items would; the
+        columns beyond it are padding (they still take their (n_queries, k) bytes).
         """
         self._require_built("query")
         k = check.positive_int("k", k)
         search_k = check.search_k(search_k)
-        x = self._in_precision("X", check.float_matrix("X", X, self.f))
-        return self._query(x, k, search_k, probe, n_jobs)
+        return self._query(self._rows("X", X), k, search_k, probe, n_jobs)
 
     def _query(
         self, x: np.ndarray, k: int, search_k: int, probe: int | None, n_jobs: int = 1
@@ -515,12 +545,19 @@ class AnnoyIndex:
         if self._n_present == 0 or not len(x):
             ids = np.full((len(x), k), -1, np.int64)
             return ids, self._pad(np.full((len(x), k), np.inf, np.float32))
-        step = QUERY_CHUNK if probe is None else chunk_size(self._cells, probe, k)
+        # no answer holds more than the items: search for those, pad the rest (a huge k must
+        # not size the search's work arrays); sk, from the k asked, keeps its meaning
+        kk = min(k, self._n_present)
+        step = QUERY_CHUNK if probe is None else chunk_size(self._cells, probe, kk)
         chunks = range(0, len(x), step)
-        work = lambda lo: self._query_block(x[lo : lo + step], k, sk, probe)  # noqa: E731
+        work = lambda lo: self._query_block(x[lo : lo + step], kk, sk, probe)  # noqa: E731
         parts = thread_map(work, chunks, _n_jobs(n_jobs))
         ids = np.concatenate([p[0] for p in parts])
-        return ids, self._pad(np.concatenate([p[1] for p in parts]), ids)
+        d = np.concatenate([p[1] for p in parts])
+        if kk < k:
+            ids = np.pad(ids, ((0, 0), (0, k - kk)), constant_values=-1)
+            d = np.pad(d, ((0, 0), (0, k - kk)))
+        return ids, self._pad(d, ids)
 
     def _pad(self, d: np.ndarray, ids: np.ndarray | None = None) -> np.ndarray:
         d = d.astype(np.float32, copy=False)
@@ -531,26 +568,34 @@ class AnnoyIndex:
         return d
 
     def _item_ids(self, name: str, ids: Any) -> np.ndarray:
+        """``ids`` (a 1-D sequence, or one id) as int64 ids of present items."""
         arr = np.atleast_1d(np.asarray(ids))
-        if arr.dtype.kind not in "iu":
+        if arr.ndim != 1:
+            raise ValueError(f"'{name}' must be a 1-D sequence of item ids (got shape {arr.shape})")
+        if not check.is_integer_array(arr):
             raise TypeError(f"'{name}' must be item ids (ints) (got dtype {arr.dtype})")
-        arr = arr.astype(np.int64)
+        arr = check.as_int64(name, arr)  # uint64 from 2**63 up would wrap negative
         bad = (arr < 0) | (arr >= self._n)
         if not bad.any():
             bad = ~self._present[arr]
         if bad.any():
+            what = "is not an item" if np.ndim(ids) == 0 else "holds an id that is not an item"
             raise IndexError(
-                f"'{name}' holds an id that is not an item: {int(arr[bad][0])} "
-                f"(items are 0..{self._n - 1}, holes excluded)"
+                f"'{name}' {what}: {int(arr[bad][0])} (items are 0..{self._n - 1}, holes excluded)"
             )
         return arr
+
+    def _vectors_of(self, ids: np.ndarray) -> np.ndarray:
+        """Float32 vectors of checked item ids (stored rows: no need to check them again)."""
+        return self._metric.unstore(self._stored(ids), self.f)
 
     def query_items(
         self, ids: Any, k: int, search_k: int = -1, *, probe: int | None = None, n_jobs: int = 1
     ) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`query` for stored items (each item is normally its own first neighbour)."""
         self._require_built("query")
-        x = self.get_item_vectors(self._item_ids("ids", ids))  # stored rows: checked already
+        k = check.positive_int("k", k)
+        x = self._vectors_of(self._item_ids("ids", ids))
         return self._query(x, k, search_k, probe, n_jobs)
 
     def _as_lists(self, ids: np.ndarray, d: np.ndarray, include: bool) -> Any:
@@ -571,12 +616,8 @@ class AnnoyIndex:
 
         ``probe``: scan the nearest cells instead of walking the trees (see :meth:`query`).
         """
-        if isinstance(vector, (str, bytes)) or not hasattr(vector, "__len__"):
-            raise TypeError(f"'vector' must be a sequence of numbers (got {type(vector).__name__})")
-        v = self._in_precision("vector", check.float_matrix("vector", vector, self.f))
-        if len(v) != 1:
-            raise ValueError(f"'vector' must be one vector of length {self.f} (got {len(v)} rows)")
-        ids, d = self._query(v, n, search_k, probe)
+        v = self._one_vector(vector)
+        ids, d = self._query(v, self._list_size(n), search_k, probe)
         return self._as_lists(ids, d, include_distances)
 
     def get_nns_by_item(
@@ -590,8 +631,15 @@ class AnnoyIndex:
     ) -> Any:
         """The ``n`` nearest items of item ``i``: a list, or (ids, distances)."""
         i = check.integer("i", i)
-        ids, d = self.query_items([i], n, search_k, probe=probe)
+        self._require_built("query")
+        n = self._list_size(n)
+        ids, d = self._query(self._vectors_of(self._item_ids("i", i)), n, search_k, probe)
         return self._as_lists(ids, d, include_distances)
+
+    def _list_size(self, n: Any) -> int:
+        """Annoy's ``n``, capped at the items: a list holds at most all of them, and a huge ``n``
+        (``2**31 - 1`` for "all") must not size the search's arrays."""
+        return min(check.positive_int("n", n), max(self._n_present, 1))
 
     def leaf_of(self, X: Any, tree: int = 0) -> np.ndarray:
         """Leaf of tree ``tree`` that each row of ``X`` falls in, following its margins.
@@ -618,17 +666,17 @@ class AnnoyIndex:
     def get_item_vector(self, i: int) -> list[float]:
         """The vector of item ``i`` (hamming: 0/1 values)."""
         i = check.integer("i", i)
-        return self.get_item_vectors(self._item_ids("i", [i]))[0].tolist()
+        return self._vectors_of(self._item_ids("i", i))[0].tolist()
 
     def get_item_vectors(self, ids: Any = None) -> np.ndarray:
         """Vectors of ``ids`` (default: all ids 0..get_n_items()-1) as a float32 (n, f) copy."""
         idx = np.arange(self._n) if ids is None else self._item_ids("ids", ids)
-        return self._metric.unstore(self._stored(idx), self.f)
+        return self._vectors_of(idx)
 
     def get_distance(self, i: int, j: int) -> float:
         """Annoy's distance between items ``i`` and ``j``."""
-        a = self._item_ids("i", [check.integer("i", i)])
-        b = self._item_ids("j", [check.integer("j", j)])
+        a = self._item_ids("i", check.integer("i", i))
+        b = self._item_ids("j", check.integer("j", j))
         q = self._stored(a)
         c = self._stored(b)[None]
         if self._metric.name in ("angular", "euclidean"):
@@ -649,7 +697,8 @@ class AnnoyIndex:
     def set_labels(self, labels: Sequence[Any] | np.ndarray) -> None:
         """Attach one unique str or int label per id 0..get_n_items()-1 (stored in the file).
 
-        On a loaded index the labels change in memory and are written by the next save().
+        On a loaded index the labels change in memory and are written by the next save();
+        until then a pickle of the index carries them beside the file's path.
         """
         self._labels = _labels.normalize(labels, self._n)
         self._label_arrays, self._label_index = None, None
@@ -663,14 +712,23 @@ class AnnoyIndex:
         return self._labels
 
     def ids_for(self, labels: Any) -> np.ndarray:
-        """Ids of ``labels`` (KeyError naming the first unknown label)."""
+        """Int64 ids of a sequence of ``labels`` (KeyError naming the first unknown label).
+
+        One label (a str or an int) gives one id: ``ids_for("king")`` is ``ids_for(["king"])``,
+        not a lookup of each character.
+        """
         lab = self.labels
         if lab is None:
             raise KeyError("this index has no labels; use item ids")
         if self._label_index is None:
             self._label_index = {v: i for i, v in enumerate(lab.tolist())}
         index = self._label_index
-        keys = labels.tolist() if isinstance(labels, np.ndarray) else list(labels)
+        if isinstance(labels, np.ndarray) and labels.ndim == 0:
+            labels = labels.item()
+        if isinstance(labels, (str, bytes, numbers.Integral, np.generic)):
+            keys = [labels.item() if isinstance(labels, np.generic) else labels]
+        else:
+            keys = labels.tolist() if isinstance(labels, np.ndarray) else list(labels)
         out = np.empty(len(keys), np.int64)
         for pos, key in enumerate(keys):  # a dict lookup per label: no array form for hashing
             try:
@@ -682,7 +740,8 @@ class AnnoyIndex:
     def set_metadata(self, metadata: Mapping[str, Any]) -> None:
         """Attach a small JSON-serialisable dict (stored in the file).
 
-        On a loaded index the metadata changes in memory and is written by the next save().
+        On a loaded index the metadata changes in memory and is written by the next save();
+        until then a pickle of the index carries them beside the file's path.
         """
         if not isinstance(metadata, Mapping):
             raise TypeError(f"'metadata' must be a dict (got {type(metadata).__name__})")
@@ -742,7 +801,7 @@ class AnnoyIndex:
 
     def load(self, fn: str | os.PathLike[str], prefault: bool = False) -> bool:
         """Memory-map ``fn``: a native file, or an annoy ``.ann`` file (of this f and metric)."""
-        path = os.fspath(fn)
+        path = os.path.abspath(os.fspath(fn))  # what path and a pickle hold, whatever the cwd
         if ff.is_native(path):
             mapped = ff.Mapped(path, prefault)
             got_f, got_metric = mapped.fields.get("f"), mapped.fields.get("metric")
@@ -789,11 +848,7 @@ class AnnoyIndex:
             "vector_dtype": self.vector_dtype,
         }
         if self._mapped is not None:
-            return {
-                **base,
-                "path": self.path,
-                "content_hash": self._mapped.fields.get("content_hash"),
-            }
+            return {**base, **self._file_state()}
         state = {
             **base,
             "n": self._n,
@@ -807,6 +862,27 @@ class AnnoyIndex:
         if self._cells is not None:
             state["cells"] = self._cells.arrays()
         return state
+
+    def _file_state(self) -> dict[str, Any]:
+        """A file-backed index's pickle: the path and content hash, plus the labels and
+        metadata set since loading (they live in memory until the next save())."""
+        assert self._mapped is not None
+        fields = self._mapped.fields
+        state: dict[str, Any] = {"path": self.path, "content_hash": fields.get("content_hash")}
+        if self._label_arrays is None and self._labels is not None:  # set_labels() since
+            state["labels"] = _labels.to_arrays(self._labels)  # plain arrays, as in the file
+        if self._metadata != fields.get("metadata", {}):
+            state["metadata"] = self._metadata
+        return state
+
+    def _restore_unsaved(self, state: dict[str, Any]) -> None:
+        """Reapply the labels and metadata a file-backed pickle carries beside its path."""
+        if "labels" in state:
+            kind, arrays = state["labels"]
+            self._labels = _labels.from_arrays(kind, arrays, self._n)
+            self._label_arrays, self._label_index = None, None
+        if "metadata" in state:
+            self.set_metadata(state["metadata"])
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(
@@ -827,6 +903,7 @@ class AnnoyIndex:
                 raise IndexFileError(
                     f"{path} changed since this index was pickled (content hash differs)"
                 )
+            self._restore_unsaved(state)
             return
         self._n, self._store, self._present = state["n"], state["store"], state["present"]
         self._n_present = int(self._present.sum())

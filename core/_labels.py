@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import itertools
-import numbers
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from . import _validate as check
 from ._errors import IndexFileError
 
 
@@ -20,14 +20,10 @@ def normalize(labels: Sequence[Any] | np.ndarray, n_items: int) -> np.ndarray:
             f"'labels' must be a 1-D sequence of get_n_items()={n_items} labels "
             f"(got shape {np.shape(arr)})"
         )
-    if arr.dtype.kind in "iu":
-        out = arr.astype(np.int64)
-    elif arr.dtype.kind == "U" or (arr.dtype == object and all(isinstance(v, str) for v in arr)):
+    if arr.dtype.kind == "U" or (arr.dtype == object and all(isinstance(v, str) for v in arr)):
         out = arr.astype(object)
-    elif arr.dtype == object and all(
-        isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in arr
-    ):
-        out = arr.astype(np.int64)
+    elif check.is_integer_array(arr):
+        out = check.as_int64("labels", arr)  # uint64 from 2**63 up would wrap negative
     else:
         kinds = sorted({type(v).__name__ for v in arr.tolist()})
         raise TypeError(f"'labels' must be all str or all int (got {', '.join(kinds)})")

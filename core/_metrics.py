@@ -274,9 +274,10 @@ class Metric:
             return -dots
         if self.name == "euclidean":
             return np.maximum(q_sqnorm[:, None] + cand_sqnorm - 2 * dots, 0)
-        pq = q_sqnorm[:, None] * cand_sqnorm
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            d = 2 - 2 * dots / np.sqrt(pq)
+        # the norms' product, not the squares': that overflows float32 from norms of ~4e9
+        pq = np.sqrt(q_sqnorm)[:, None] * np.sqrt(cand_sqnorm)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # hostile files
+            d = 2 - 2 * dots / pq
         return np.where(pq > 0, np.maximum(d, 0), np.float32(2)).astype(np.float32)
 
     def rank_error(self, f: int, q_sqnorm: np.ndarray, cand_sqnorm_max: np.ndarray) -> np.ndarray:

@@ -50,10 +50,7 @@ def _index(
         x.shape[1], metric, leaf_size=leaf_size, seed=seed, vector_dtype=vector_dtype
     )
     index.add_items(x)
-    # add_items keeps at least 16 rows of capacity; build() trims to n before building, and the
-    # file must hold exactly n rows, so trim here too.
-    index._store = index._store[: index._n]
-    index._present = index._present[: index._n]
+    index._trim()  # add_items keeps spare capacity (16 rows at least), as build() trims it
     return index
 
 

@@ -75,3 +75,21 @@ def test_the_tree_search_ranks_its_candidates_exactly_far_from_the_origin() -> N
     exact = np.sqrt(((q[:, None].astype(np.float64) - x[ids].astype(np.float64)) ** 2).sum(-1))
     np.testing.assert_allclose(dist, exact, rtol=1e-5, atol=1e-9)
     assert (np.diff(exact, axis=1) >= -1e-9).all()  # sorted by exact distance
+
+
+def test_the_angular_fast_pass_holds_for_large_norms() -> None:
+    """Cosines from norms of 1e12 (squared norms' product beyond float32) equal those of the
+    same directions at unit scale: the fast pass must not turn every distance into 2."""
+    from annoy_adapters.core._metrics import get_metric
+
+    rng = np.random.default_rng(9)
+    q = rng.normal(size=(4, 8)).astype(np.float32)
+    x = rng.normal(size=(4, 30, 8)).astype(np.float32)
+
+    def fast(scale: float) -> np.ndarray:
+        qs, xs = q * np.float32(scale), x * np.float32(scale)
+        q_sq = np.einsum("ij,ij->i", qs, qs)
+        x_sq = np.einsum("bmi,bmi->bm", xs, xs)
+        return get_metric("angular").rank(qs, xs, q_sq, x_sq)
+
+    np.testing.assert_allclose(fast(1e12), fast(1.0), atol=1e-5)

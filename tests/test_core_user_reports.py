@@ -1,0 +1,275 @@
+"""Bugs users reported against the core: one test (or a few) per report, on small seeded data."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tracemalloc
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import data_for
+
+import annoy_adapters
+from annoy_adapters import AnnoyIndex
+
+N = 100
+F = 4
+
+
+def _saved(tmp_path: Path, metric: str = "euclidean", n: int = N) -> Path:
+    index = AnnoyIndex(F, metric, seed=7)
+    index.add_items(np.random.default_rng(0).random((n, F)))
+    index.build(2)
+    path = tmp_path / "p.annoy"
+    index.save(path)
+    return path
+
+
+def _built(n: int = 1000, metric: str = "euclidean") -> AnnoyIndex:
+    index = AnnoyIndex(F, metric, seed=3)
+    index.add_items(data_for(metric, n, F))
+    index.build(2)
+    return index
+
+
+# -- 1. a loaded index's unsaved labels and metadata survive pickling ----------------------------
+@pytest.mark.parametrize("labels", [[f"x{i}" for i in range(N)], list(range(1000, 1000 + N))])
+def test_pickle_of_loaded_index_keeps_labels_and_metadata_set_after_loading(
+    tmp_path: Path, labels: list
+) -> None:
+    u = annoy_adapters.load(_saved(tmp_path))
+    u.set_labels(labels)
+    u.set_metadata({"v": 1})
+    v = pickle.loads(pickle.dumps(u))
+    assert v.labels.tolist() == labels and v.metadata == {"v": 1}
+    assert v.path == u.path and not v._store.flags.owndata  # still served from the file
+    assert v.ids_for([labels[5]]).tolist() == [5]
+    w = pickle.loads(pickle.dumps(v))  # still unsaved in v: pickled again
+    assert w.labels.tolist() == labels and w.metadata == {"v": 1}
+    assert annoy_adapters.load(u.path).labels is None  # the file itself is unchanged
+
+
+def test_pickle_of_unchanged_loaded_index_is_path_and_hash_only(tmp_path: Path) -> None:
+    index = AnnoyIndex(F, "euclidean")
+    index.add_items(np.random.default_rng(1).random((N, F)))
+    index.set_labels([f"x{i}" for i in range(N)])
+    index.set_metadata({"v": 1})
+    index.build(2)
+    index.save(tmp_path / "l.annoy")
+    u = annoy_adapters.load(tmp_path / "l.annoy")
+    assert u.labels[3] == "x3"  # decoding the file's labels is not a change
+    state = u.__getstate__()
+    assert "labels" not in state and "metadata" not in state and "store" not in state
+    assert len(pickle.dumps(u)) < 1000
+    u.set_metadata({"v": 2})
+    state = u.__getstate__()
+    assert state["metadata"] == {"v": 2} and "labels" not in state
+    assert pickle.loads(pickle.dumps(u)).metadata == {"v": 2}
+
+
+# -- 2. paths are absolute, so a pickle reopens after a chdir -----------------------------------
+def test_pickled_loaded_index_reopens_after_chdir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path)
+    index = AnnoyIndex(F, "euclidean")
+    index.add_items(np.random.default_rng(2).random((N, F)))
+    index.build(2)
+    index.save("rel.annoy")
+    want = os.fspath(tmp_path / "rel.annoy")
+    assert index.path == want
+    loaded = annoy_adapters.load("rel.annoy")
+    assert loaded.path == want and os.path.isabs(loaded.path)
+    blob = pickle.dumps(loaded)
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    again = pickle.loads(blob)
+    assert again.path == want
+    assert again.get_nns_by_item(0, 3) == index.get_nns_by_item(0, 3)
+
+
+def test_annoy_file_and_on_disk_build_paths_are_absolute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path)
+    index = _built(N)
+    index.export_annoy("rel.ann")
+    ann = AnnoyIndex(F, "euclidean")
+    ann.load("rel.ann")
+    assert ann.path == os.fspath(tmp_path / "rel.ann")
+    disk = AnnoyIndex(F, "euclidean")
+    disk.on_disk_build("disk.annoy")
+    disk.add_items(np.ones((3, F)))
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    disk.build(1)
+    assert disk.path == os.fspath(tmp_path / "disk.annoy")
+    assert pickle.loads(pickle.dumps(ann)).get_nns_by_item(0, 2) == ann.get_nns_by_item(0, 2)
+
+
+# -- 3. values beyond int64 are refused, not wrapped ---------------------------------------------
+@pytest.mark.parametrize(
+    "labels",
+    [np.array([2**63, 2**63 + 1], dtype=np.uint64), [2**63, 1], [-(2**63) - 1, 1]],
+    ids=["uint64", "python-int", "python-negative"],
+)
+def test_labels_beyond_int64_are_refused(labels: object) -> None:
+    index = AnnoyIndex(F, "euclidean")
+    index.add_items(np.ones((2, F)))
+    with pytest.raises(ValueError, match=r"'labels' must fit in int64 \(got -?\d{19}\)"):
+        index.set_labels(labels)
+
+
+def test_unsigned_labels_that_fit_still_work() -> None:
+    index = AnnoyIndex(F, "euclidean")
+    index.add_items(np.ones((2, F)))
+    index.set_labels(np.array([2**63 - 1, 5], dtype=np.uint64))
+    assert index.labels.dtype == np.int64 and index.labels.tolist() == [2**63 - 1, 5]
+    assert index.ids_for([5]).tolist() == [1]
+
+
+@pytest.mark.parametrize(
+    "ids", [np.array([2**63], np.uint64), [2**64]], ids=["uint64", "python-int"]
+)
+def test_ids_beyond_int64_are_refused(ids: object) -> None:
+    index = AnnoyIndex(F, "euclidean")
+    with pytest.raises(ValueError, match=r"'ids' must fit in int64 \(got \d+\)"):
+        index.add_items(np.ones((1, F)), ids=ids)
+    index.add_items(np.ones((2, F)), ids=np.array([3, 1], np.uint64))
+    assert index.get_n_items() == 4
+
+
+def test_query_items_with_uint64_ids_beyond_int64_is_refused() -> None:
+    index = _built(N)
+    with pytest.raises(ValueError, match=r"'ids' must fit in int64 \(got 9223372036854775808\)"):
+        index.query_items(np.array([2**63], np.uint64), 2)
+    assert index.query_items(np.array([4], np.uint64), 1)[0].tolist() == [[4]]
+
+
+# -- 4. a huge n costs what n = the number of items costs ---------------------------------------
+def _peak_bytes(call: object) -> int:
+    tracemalloc.start()
+    try:
+        call()  # type: ignore[operator]
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("method", ["get_nns_by_item", "get_nns_by_vector"])
+def test_huge_n_in_list_apis_returns_every_item_without_allocating_n(method: str) -> None:
+    index = _built(1000)
+    arg = 0 if method == "get_nns_by_item" else index.get_item_vector(0)
+    ids, d = getattr(index, method)(arg, 1000, include_distances=True)
+    # n = 10**7: before the cap, (1, n) int64 and float32 arrays (120 MB) were allocated
+    peak = _peak_bytes(lambda: getattr(index, method)(arg, 10**7, include_distances=True))
+    assert peak < 20 << 20
+    assert getattr(index, method)(arg, 2**31 - 1, include_distances=True) == (ids, d)
+    assert sorted(ids) == list(range(1000))
+
+
+def test_query_with_k_beyond_the_items_pads_as_documented() -> None:
+    index = _built(50)
+    x = data_for("euclidean", 3, F, seed=5)
+    ids, d = index.query(x, 50)
+    big_ids, big_d = index.query(x, 5000)
+    assert big_ids.shape == big_d.shape == (3, 5000)
+    assert (big_ids[:, :50] == ids).all() and (big_d[:, :50] == d).all()
+    assert (big_ids[:, 50:] == -1).all() and np.isposinf(big_d[:, 50:]).all()
+    item_ids, _ = index.query_items([1, 2], 5000)
+    assert item_ids.shape == (2, 5000) and (item_ids[:, 50:] == -1).all()
+    dot = _built(50, "dot")
+    _, dot_d = dot.query(x, 60)
+    assert np.isneginf(dot_d[:, 50:]).all()
+
+
+# -- 5. error messages name the argument that was wrong ------------------------------------------
+def test_get_nns_by_item_names_i_and_n() -> None:
+    index = _built(N)
+    with pytest.raises(IndexError, match=r"'i' is not an item: -1"):
+        index.get_nns_by_item(-1, 3)
+    with pytest.raises(ValueError, match=r"'n' must be a positive int \(got 0\)"):
+        index.get_nns_by_item(0, 0)
+    with pytest.raises(ValueError, match=r"'n' must be a positive int \(got -2\)"):
+        index.get_nns_by_vector([0.0] * F, -2)
+
+
+def test_add_item_with_a_matrix_names_vector() -> None:
+    index = AnnoyIndex(F, "euclidean")
+    with pytest.raises(ValueError, match=r"'vector' must be one vector of 4 floats.*\(2, 4\)"):
+        index.add_item(0, np.ones((2, F)))
+    assert index.get_n_items() == 0
+    built = _built(N)
+    with pytest.raises(ValueError, match=r"'vector' must be one vector of 4 floats.*\(2, 4\)"):
+        built.get_nns_by_vector(np.ones((2, F)), 3)
+
+
+def test_query_items_of_no_ids_returns_empty_arrays_like_query() -> None:
+    index = _built(N)
+    ids, d = index.query_items([], 3)
+    want_ids, want_d = index.query(np.empty((0, F)), 3)
+    assert ids.shape == d.shape == want_ids.shape == (0, 3)
+    assert ids.dtype == want_ids.dtype == np.int64 and d.dtype == want_d.dtype == np.float32
+    assert index.get_item_vectors([]).shape == (0, F)
+
+
+def test_query_items_with_2d_ids_is_a_clear_error() -> None:
+    index = _built(N)
+    with pytest.raises(ValueError, match=r"'ids' must be a 1-D sequence .*\(2, 1\)"):
+        index.query_items([[1], [2]], 3)
+
+
+def test_ids_for_a_single_label_is_one_label() -> None:
+    index = _built(N)
+    index.set_labels([f"w{i}" for i in range(N)])
+    assert index.ids_for("w7").tolist() == [7]
+    assert index.ids_for(np.str_("w8")).tolist() == [8]
+    with pytest.raises(KeyError, match="unknown label 'king'"):
+        index.ids_for("king")
+    assert index.ids_for(f"w{i}" for i in (1, 2)).tolist() == [1, 2]  # any iterable
+    index.set_labels(list(range(10, 10 + N)))
+    assert index.ids_for(12).tolist() == [2] and index.ids_for(np.int64(13)).tolist() == [3]
+
+
+def test_float64_beyond_float32_is_named_without_a_warning() -> None:
+    index = _built(N)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match=r"'X' row 1 holds 1e\+39, outside the float32 range"):
+            index.query([[0, 0, 0, 0], [1e39, 0, 0, 0]], 3)
+        with pytest.raises(ValueError, match=r"'X' must be finite: row 0 holds NaN or inf"):
+            index.query([[np.inf, 0, 0, 0]], 3)
+
+
+# -- 6. vectors too large for float32 squared distances are refused ------------------------------
+@pytest.mark.parametrize("metric", ["angular", "euclidean", "dot"])
+def test_vectors_whose_squared_norm_overflows_are_refused(metric: str) -> None:
+    x = np.random.default_rng(4).random((6, F))
+    x[3] *= 1e20
+    index = AnnoyIndex(F, metric)
+    with pytest.raises(ValueError, match=r"'X' row 3 is too large: its norm .*overflow float32"):
+        index.add_items(x)
+    with pytest.raises(ValueError, match=r"'vector' row 0 is too large"):
+        index.add_item(0, x[3])
+    assert index.get_n_items() == 0
+    index.add_items(x[:3] * 1e18)  # large but usable: distances stay finite
+    index.build(2)
+    with pytest.raises(ValueError, match=r"'X' row 3 is too large"):
+        index.query(x, 2)
+    with pytest.raises(ValueError, match=r"'vector' row 0 is too large"):
+        index.get_nns_by_vector(x[3], 2)
+    ids, d = index.query(x[:3] * 1e18, 3)
+    assert (ids >= 0).all() and np.isfinite(d).all()
+
+
+def test_manhattan_and_hamming_keep_large_values() -> None:
+    x = np.full((2, F), 1e20)
+    index = AnnoyIndex(F, "manhattan")
+    index.add_items(x)
+    assert index.get_n_items() == 2
+    hamming = AnnoyIndex(F, "hamming")
+    hamming.add_items(x)
+    assert hamming.get_n_items() == 2
