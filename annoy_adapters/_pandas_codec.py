@@ -63,18 +63,26 @@ def _dateutil_name(tz: Any) -> str | None:
     the system's zoneinfo folder, or the bare name for dateutil's bundled zones.
     """
     try:
-        from dateutil.tz import tzfile
-        from dateutil.tz.tz import TZPATHS
+        from dateutil import tz as dateutil_tz
     except ImportError:  # pragma: no cover - dateutil is a pandas dependency
         return None
     filename = getattr(tz, "_filename", None)
-    if not isinstance(tz, tzfile) or not isinstance(filename, str):
+    if not isinstance(tz, dateutil_tz.tzfile) or not isinstance(filename, str):
         return None
-    for folder in TZPATHS:
+    for folder in _zoneinfo_folders(dateutil_tz):
         if filename.startswith(folder.rstrip("/") + "/"):
             return "dateutil/" + filename[len(folder.rstrip("/")) + 1 :]
     # A relative name came from dateutil's bundled zones; any other path is machine-specific.
     return None if filename.startswith("/") else "dateutil/" + filename
+
+
+def _zoneinfo_folders(dateutil_tz: Any) -> Sequence[str]:
+    """The folders dateutil reads zone files from: ``tz.TZPATH`` in dateutil 4,
+    ``tz.tz.TZPATHS`` before."""
+    folders = getattr(dateutil_tz, "TZPATH", None)
+    if folders is None:
+        folders = getattr(getattr(dateutil_tz, "tz", None), "TZPATHS", ())
+    return tuple(folders)
 
 
 def to_jsonable(value: Any) -> Any:
