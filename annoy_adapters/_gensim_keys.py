@@ -98,8 +98,10 @@ def encode_keys(keys: Sequence[Any]) -> tuple[list[str] | np.ndarray, dict[str, 
     Examples
     --------
     >>> labels, meta = encode_keys([0, 1, "doc0"])
-    >>> labels, meta
-    (['0', '1', 'doc0'], {'key_type': 'mixed', 'int_key_runs': [[0, 2]]})
+    >>> labels
+    ['0', '1', 'doc0']
+    >>> meta
+    {'key_type': 'mixed', 'int_key_runs': [[0, 2]], 'label_ends': ['0', 'doc0']}
     >>> decode_keys(labels, meta)
     [0, 1, 'doc0']
     """
@@ -115,7 +117,11 @@ def encode_keys(keys: Sequence[Any]) -> tuple[list[str] | np.ndarray, dict[str, 
             "keys mix int and str tags where an int tag k and the str tag str(k) both occur; "
             "the index file cannot tell them apart (rename the str tags)"
         )
-    return labels, {"key_type": "mixed", "int_key_runs": _int_runs(is_int)}
+    meta = {"key_type": "mixed", "int_key_runs": _int_runs(is_int)}
+    # which labels the runs describe: another adapter may replace the labels and keep this
+    # section (the core keeps metadata), and runs applied to other labels would misread them
+    meta["label_ends"] = [labels[0], labels[-1]] if labels else []
+    return labels, meta
 
 
 def decode_keys(
@@ -150,9 +156,36 @@ def decode_keys(
     if arr.dtype.kind in "iu":
         return arr.astype(np.int64).tolist()
     keys = np.asarray(labels, dtype=object)
-    runs = (meta or {}).get("int_key_runs", [])
-    if runs:
+    ints = _int_keys(keys, meta or {})
+    if ints is not None:
         keys = keys.copy()
-        for start, stop in runs:  # one slice per run, typically a single run
-            keys[start:stop] = np.asarray(keys[start:stop], dtype=str).astype(np.int64).tolist()
+        for (start, stop), values in ints:
+            keys[start:stop] = values.tolist()
     return keys.tolist()
+
+
+def _int_keys(keys: np.ndarray, meta: dict[str, Any]) -> list[Any] | None:
+    """The int keys the runs of ``meta`` mark, per run, or None when the runs do not
+    describe these labels (labels replaced since, or no runs): then every label is a str."""
+    runs = meta.get("int_key_runs") or []
+    ends = meta.get("label_ends")
+    if not runs or (ends is not None and ends != ([keys[0], keys[-1]] if len(keys) else [])):
+        return None
+    out = []
+    for run in runs:
+        if not (isinstance(run, list) and len(run) == 2):
+            return None
+        start, stop = run
+        if not (
+            isinstance(start, int) and isinstance(stop, int) and 0 <= start < stop <= len(keys)
+        ):
+            return None
+        text = np.asarray(keys[start:stop], dtype=str)
+        try:
+            values = text.astype(np.int64)
+        except (ValueError, OverflowError):
+            return None
+        if not (values.astype(str) == text).all():  # "007" was a str key, not the int 7
+            return None
+        out.append(((start, stop), values))
+    return out

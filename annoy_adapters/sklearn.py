@@ -639,6 +639,13 @@ class AnnoyTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                 f"{sorted(m for m, c in CORE_METRIC.items() if c == index.metric)}"
             )
 
+        holes = index.get_n_holes()
+        if holes:  # the graph's columns are training samples 0..n-1, each an item
+            raise ValueError(
+                f"the index in {os.fspath(path)!r} has {holes} holes (ids never added) among its "
+                f"{index.get_n_items()} ids; AnnoyTransformer needs items 0..n-1, one per "
+                "training sample"
+            )
         est.index_ = index
         est.metric_ = est.metric
         est.effective_metric_ = index.metric

@@ -689,6 +689,10 @@ class AnnoyIndex:
         """Largest item id + 1 (holes included), as annoy."""
         return self._n
 
+    def get_n_holes(self) -> int:
+        """Ids below :meth:`get_n_items` that were never added (one pass over the flags)."""
+        return self._n - int(np.count_nonzero(self._present[: self._n]))
+
     def get_n_trees(self) -> int:
         """Number of trees (0 before build)."""
         return 0 if self._forest is None else self._forest.n_trees

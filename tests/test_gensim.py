@@ -541,3 +541,17 @@ def test_probe_is_kept_by_the_file_and_checked(kv_text: KeyedVectors, tmp_path: 
             AnnoyIndexer(probe=bad)
     loaded.probe = None  # back to the trees
     assert loaded.most_similar(v, 1)[0][0] == kv_text.index_to_key[3]
+
+
+def test_a_file_relabelled_by_another_adapter_keeps_its_new_labels(tmp_path) -> None:
+    """The core keeps the gensim section when it re-saves with new labels; its int-key runs
+    describe the old labels and must not be applied to the new ones."""
+    x = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
+    kv = KeyedVectors(vector_size=4)
+    kv.add_vectors([0, 1, "a", "b", "c"], x)  # mixed tags, as Doc2Vec has
+    AnnoyIndexer(kv, 2, seed=1).save(str(tmp_path / "mixed.idx"))
+    for new in (["10", "11", "12", "13", "14"], ["x", "y", "z", "u", "v"]):
+        index = annoy_adapters.load(str(tmp_path / "mixed.idx"))
+        index.set_labels(new)
+        index.save(str(tmp_path / "relabelled.idx"))
+        assert AnnoyIndexer.load(str(tmp_path / "relabelled.idx")).labels == new

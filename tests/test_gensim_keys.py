@@ -35,7 +35,7 @@ def test_mixed_records_int_runs() -> None:
     keys = [0, 1, 2, "a", "b", 7, "c"]
     labels, meta = encode_keys(keys)
     assert labels == ["0", "1", "2", "a", "b", "7", "c"]
-    assert meta == {"key_type": "mixed", "int_key_runs": [[0, 3], [5, 6]]}
+    assert meta == {"key_type": "mixed", "int_key_runs": [[0, 3], [5, 6]], "label_ends": ["0", "c"]}
     assert decode_keys(np.asarray(labels, dtype=object), meta) == keys
 
 
@@ -57,3 +57,24 @@ def test_round_trip_keeps_values_and_types(keys: list[object]) -> None:
     back = decode_keys(labels, meta, n_items=len(keys))
     assert back == keys
     assert [type(k) for k in back] == [type(k) for k in keys]
+
+
+@pytest.mark.parametrize(
+    "new_labels, want",
+    [
+        (["10", "11", "12", "13", "14"], ["10", "11", "12", "13", "14"]),  # ints once, not now
+        (["x", "y", "z", "u", "v"], ["x", "y", "z", "u", "v"]),  # not even numbers
+    ],
+)
+def test_runs_of_replaced_labels_are_not_applied(new_labels: list[str], want: list) -> None:
+    """Another adapter may replace the labels and keep the gensim section: its runs describe
+    the old labels, so the new ones are read as they are."""
+    _, meta = encode_keys([0, 1, "a", "b", "c"])
+    assert decode_keys(np.asarray(new_labels, dtype=object), meta) == want
+
+
+def test_runs_marking_non_canonical_ints_are_not_applied() -> None:
+    """A file without the fingerprint (written before it) whose runs point at "007"."""
+    meta = {"key_type": "mixed", "int_key_runs": [[0, 1]]}
+    assert decode_keys(np.asarray(["007", "a"], dtype=object), meta) == ["007", "a"]
+    assert decode_keys(np.asarray(["7", "a"], dtype=object), meta) == [7, "a"]

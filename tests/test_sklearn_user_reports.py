@@ -43,3 +43,19 @@ def test_save_after_set_params_stores_the_fitted_metric(tmp_path):
     assert again.metric == again.metric_ == "cosine"
     np.testing.assert_array_equal(again.kneighbors(X[:5])[1], expected[1])
     np.testing.assert_allclose(again.kneighbors(X[:5])[0], expected[0])
+
+
+def test_load_refuses_an_index_with_holes(tmp_path):
+    """The graph's columns are training samples 0..n-1: a file whose ids have holes (never
+    added) cannot stand for a training set, so load says so instead of failing later."""
+    from annoy_adapters import AnnoyIndex
+
+    x = np.random.default_rng(0).normal(size=(50, 4)).astype(np.float32)
+    index = AnnoyIndex(4, "euclidean", seed=1)
+    index.add_items(x, ids=np.arange(50) * 2)  # odd ids are holes
+    index.build(5)
+    path = str(tmp_path / "holes.annoy")
+    index.save(path)
+    assert index.get_n_holes() == 49
+    with pytest.raises(ValueError, match="49 holes"):
+        AnnoyTransformer.load(path, n_neighbors=3)
