@@ -32,7 +32,10 @@ def umask() -> int:
 def replace_atomically(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     """Yield a file opened "r+b" beside ``path``; on success it replaces ``path`` durably."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    except OSError as exc:  # name the caller's path, not the temporary one
+        raise _about(exc, path) from exc
     try:
         os.fchmod(fd, 0o666 & ~umask())  # mkstemp makes 0600; an index is shared like any file
         with os.fdopen(fd, "r+b") as fh:
@@ -40,8 +43,10 @@ def replace_atomically(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename in (None, tmp):
+            raise _about(exc, path) from exc
         raise
     try:  # make the rename itself durable
         dfd = os.open(path.parent or ".", os.O_RDONLY)
@@ -51,3 +56,8 @@ def replace_atomically(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
             os.close(dfd)
     except OSError:
         pass
+
+
+def _about(exc: OSError, path: Path) -> OSError:
+    """``exc`` (same type and errno) naming ``path``, as in "[Errno 28] ...: '<path>'"."""
+    return type(exc)(exc.errno, exc.strerror or str(exc), os.fspath(path))

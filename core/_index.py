@@ -143,22 +143,35 @@ class AnnoyIndex:
 
     # -- state ------------------------------------------------------------------------------
     def _reset(self) -> None:
+        self._set_state(self._empty_state())
+
+    def _empty_state(self) -> dict[str, Any]:
+        """Every attribute of the index's content, as an empty, unbuilt index has them."""
         width = self._metric.stored_width(self.f)
-        self._store = np.zeros((0, width), self._metric.stored_dtype(self._vectors))
-        self._present = np.zeros(0, bool)
-        self._n = 0
-        self._sqnorm: np.ndarray | None = None
-        self._forest: Forest | None = None
-        self._cells: Cells | None = None  # when set, store row r holds item cells.row_ids[r]
-        self._mapped: ff.Mapped | None = None
-        self._unchecked = False  # a loaded forest whose pointers check_forest has not seen yet
-        self._labels: np.ndarray | None = None
-        self._label_arrays: tuple[Any, dict[str, np.ndarray]] | None = None
-        self._label_index: dict[Any, int] | None = None
-        self._metadata: dict[str, Any] = {}
-        self._n_present = 0
-        self._share = SEARCH_SHARE
-        self._cuts: dict[int, np.ndarray] = {}
+        return {
+            "_store": np.zeros((0, width), self._metric.stored_dtype(self._vectors)),
+            "_present": np.zeros(0, bool),
+            "_n": 0,
+            "_sqnorm": None,
+            "_forest": None,  # Forest | None
+            "_cells": None,  # Cells | None; when set, store row r holds item cells.row_ids[r]
+            "_mapped": None,  # ff.Mapped | None
+            "_unchecked": False,  # a loaded forest whose pointers check_forest has not seen yet
+            "_labels": None,
+            "_label_arrays": None,
+            "_label_index": None,
+            "_metadata": {},
+            "_n_present": 0,
+            # learned search state, speed only: share of a reopened subtree a lower threshold
+            # brings in, and recent cuts, both per search_k (one value learned at a small
+            # search_k made large ones take several times the memory)
+            "_shares": {},
+            "_cuts": {},
+        }
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        for k, v in state.items():
+            setattr(self, k, v)
 
     @property
     def metric(self) -> str:
@@ -488,8 +501,9 @@ class AnnoyIndex:
             else:  # np.partition: np.quantile's overhead is ~5% of a one-query call
                 at = int(FIRST_CUT_QUANTILE * (len(seen) - 1))
                 tau0 = np.partition(seen, at)[at] * scale
-            qid, leaf, share, cut = collect_leaves(forest, m, qt, search_k, self._share, tau0)
-            self._share = float(np.exp(0.7 * np.log(self._share) + 0.3 * np.log(share)))
+            was = self._shares.get(search_k, SEARCH_SHARE)
+            qid, leaf, share, cut = collect_leaves(forest, m, qt, search_k, was, tau0)
+            self._shares[search_k] = float(np.exp(0.7 * np.log(was) + 0.3 * np.log(share)))
             ok = np.isfinite(cut) & (scale > 0)
             if ok.any():
                 recent = np.concatenate([seen if seen is not None else [], cut[ok] / scale[ok]])
@@ -822,11 +836,16 @@ class AnnoyIndex:
         return True
 
     def _attach(self, mapped: ff.Mapped) -> None:
-        """Serve the index from an open native file, validating it first."""
-        state = unpack(mapped, self)
-        self.unload()
-        for k, v in state.items():
-            setattr(self, k, v)
+        """Serve the index from an open native file, validating it first.
+
+        The new content replaces the old attribute by attribute, never passing through an
+        empty index, so a thread querying during a load() or save() of the same content does
+        not see "not built"; the old map closes once no array views it.
+        """
+        old = self._mapped
+        self._set_state({**self._empty_state(), **unpack(mapped, self)})
+        if old is not None and old is not mapped:
+            old.close()
 
     def unload(self) -> bool:
         """Forget the trees and items (and unmap any file)."""
