@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ._atomic import fsync_folder
 from ._build import build_trees as _build_trees
 from ._forest import Forest, concat
 from ._index import AnnoyIndex
@@ -154,20 +155,8 @@ def _save_checked(index: AnnoyIndex, path: str | os.PathLike[str]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    _fsync_dir(target.parent)
+    fsync_folder(target.parent)
     index.load(target)  # serve from ``path`` (the same bytes), not the temporary name
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make a rename durable (best effort: not every OS can open a folder)."""
-    try:
-        dfd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
 
 
 def _one_tree(forest: Forest, t: int) -> Forest:
