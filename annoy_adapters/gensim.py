@@ -140,7 +140,17 @@ def _check_probe(probe: Any) -> int | None:
 
 
 def _normed_vectors(kv: KeyedVectors) -> np.ndarray:
-    """``kv.get_normed_vectors()`` as float32, with all-zero vectors kept at zero (not NaN)."""
+    """``kv.get_normed_vectors()`` as float32, with all-zero vectors kept at zero (not NaN).
+
+    A vector holding NaN or inf is an error (naming its key), not a zero vector.
+    """
+    finite = np.isfinite(np.asarray(kv.vectors)).all(axis=1)
+    if not finite.all():
+        at = int(np.argmin(finite))
+        raise ValueError(
+            f"the model's vectors must be finite: the vector of key {kv.index_to_key[at]!r} "
+            "holds NaN or inf"
+        )
     with np.errstate(divide="ignore", invalid="ignore"):
         vectors = np.asarray(kv.get_normed_vectors(), dtype=np.float32)
     bad = ~np.isfinite(vectors).all(axis=1)

@@ -27,7 +27,12 @@ try:
         _fit_context,
     )
     from sklearn.utils import check_random_state
-    from sklearn.utils._param_validation import Interval, Options, StrOptions
+    from sklearn.utils._param_validation import (
+        Interval,
+        InvalidParameterError,
+        Options,
+        StrOptions,
+    )
     from sklearn.utils.validation import check_is_fitted, validate_data
 except ImportError as exc:  # pragma: no cover - exercised only without scikit-learn
     raise ImportError(
@@ -218,6 +223,7 @@ class AnnoyTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
 
         from . import AnnoyIndex
 
+        _refuse_bools(self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], order="C")
         core_metric = CORE_METRIC[self.metric]
         rng = check_random_state(self.random_state)
@@ -227,12 +233,7 @@ class AnnoyTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         index = AnnoyIndex(X.shape[1], core_metric, seed=seed, vector_dtype=self.vector_dtype)
         index.add_items(X)
         index.build(self.n_trees, n_jobs=effective_n_jobs(self.n_jobs))
-        if self.probe is not None and not index.get_n_cells():
-            raise ValueError(
-                f"probe={self.probe} needs an index with cells, which metric={self.metric!r} "
-                "does not have (only 'cosine', 'angular', 'euclidean' and 'sqeuclidean' do); "
-                "use search_k"
-            )
+        _check_probe(self.probe, index, f"metric={self.metric!r}")
 
         self.index_ = index
         self.metric_ = self.metric
@@ -632,6 +633,8 @@ class AnnoyTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         merged["vector_dtype"] = index.vector_dtype
         est = cls(**merged)
         est._validate_params()
+        _refuse_bools(est)
+        _check_probe(est.probe, index, f"the index in {os.fspath(path)!r}")
         if CORE_METRIC[est.metric] != index.metric:
             raise ValueError(
                 f"metric={est.metric!r} cannot be answered by the index in {os.fspath(path)!r}, "
@@ -700,3 +703,28 @@ def _max_sq_norm_of_items(index) -> float:
         if len(V):
             best = max(best, float(np.max(np.einsum("ij,ij->i", V, V, dtype=np.float64))))
     return best
+
+
+#: Integer parameters: scikit-learn's Interval(Integral) lets bools through, and True would
+#: silently mean 1 (or fail only at transform in the core).
+_INT_PARAMS = ("n_neighbors", "n_trees", "search_k", "probe")
+
+
+def _refuse_bools(est: AnnoyTransformer) -> None:
+    for name in _INT_PARAMS:
+        value = getattr(est, name)
+        if isinstance(value, (bool, np.bool_)):
+            raise InvalidParameterError(
+                f"The {name!r} parameter of {type(est).__name__} must be an int, not a bool. "
+                f"Got {value!r} instead."
+            )
+
+
+def _check_probe(probe: int | None, index: Any, what: str) -> None:
+    """``probe`` scans cells, which only angular and euclidean indexes have: say so at fit or
+    load, not at the first transform."""
+    if probe is not None and not index.get_n_cells():
+        raise ValueError(
+            f"probe={probe} needs an index with cells, which {what} does not have (only "
+            "'cosine', 'angular', 'euclidean' and 'sqeuclidean' do); use search_k"
+        )

@@ -46,6 +46,7 @@ FIRST_CUT_QUANTILE = 0.2  # first threshold: this quantile of earlier cuts (a li
 # largest value, so |q|^2 + |x|^2 - 2 q.x (and dot's |x|^2, q.x) stay finite.
 MAX_NORM = 2.0**63
 NORM_METRICS = ("angular", "euclidean", "dot")
+MAX_PADDED = 1 << 31  # (query, column) entries a k beyond the items may pad the result to
 
 
 def default_leaf_size(f: int, metric: str) -> int:
@@ -280,6 +281,7 @@ class AnnoyIndex:
         i = check.integer("i", i)
         if i < 0:
             raise IndexError(f"Item index can not be negative (got {i})")
+        check.as_int64("i", np.array([i], dtype=object))  # a Python int beyond int64
         with self._lock:
             self._add(self._one_vector(vector), np.array([i], np.int64))
 
@@ -406,7 +408,7 @@ class AnnoyIndex:
         self._forest = forest
         self._n_present = int(np.count_nonzero(self._present[: self._n]))
         self._cells = None
-        if cells:
+        if cells and self.f > 0:  # zero-length vectors have nothing to group by
             self._cells = build_cells(
                 self._metric, self._store, self._present, forest, n_jobs, rows
             )
@@ -562,6 +564,11 @@ class AnnoyIndex:
         # no answer holds more than the items: search for those, pad the rest (a huge k must
         # not size the search's work arrays); sk, from the k asked, keeps its meaning
         kk = min(k, self._n_present)
+        if kk < k and len(x) * k > MAX_PADDED:
+            raise ValueError(
+                f"'k' must be at most {self._n_present} here, the number of items, or small "
+                f"enough to pad {len(x)} rows to k columns (got {k})"
+            )
         step = QUERY_CHUNK if probe is None else chunk_size(self._cells, probe, kk)
         chunks = range(0, len(x), step)
         work = lambda lo: self._query_block(x[lo : lo + step], kk, sk, probe)  # noqa: E731
@@ -735,6 +742,8 @@ class AnnoyIndex:
         One label (a str or an int) gives one id: ``ids_for("king")`` is ``ids_for(["king"])``,
         not a lookup of each character.
         """
+        if labels is None:
+            raise TypeError("'labels' must be a label or a sequence of labels (got None)")
         lab = self.labels
         if lab is None:
             raise KeyError("this index has no labels; use item ids")
