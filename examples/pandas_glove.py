@@ -15,6 +15,7 @@ Run::
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -74,3 +75,6 @@ print(answer)
 found = [w for w in answer["neighbor"] if w not in {"king", "man", "woman"}]
 print("king - man + woman ~", found[0])
 assert "queen" in set(answer["neighbor"]), answer
+
+# %% The index file was only for this walk-through: remove its folder
+shutil.rmtree(path.parent)

