@@ -485,8 +485,7 @@ def _check_structure(index: Any, path: str) -> None:
     from annoy_adapters import IndexFileError
 
     try:
-        index.query(np.zeros((0, index.f), np.float32), 1)  # checks the forest before use
-        index.get_item_vectors(np.zeros(0, np.int64))  # checks the cells' row maps
+        index.verify()
     except IndexFileError as exc:
         raise CLIError(
             f"{path!r} is not a valid annoy-adapters index file ({_one_line(exc)})"

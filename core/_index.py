@@ -281,7 +281,8 @@ class AnnoyIndex:
         i = check.integer("i", i)
         if i < 0:
             raise IndexError(f"Item index can not be negative (got {i})")
-        check.as_int64("i", np.array([i], dtype=object))  # a Python int beyond int64
+        if i > np.iinfo(np.int64).max:
+            raise ValueError(f"'i' must fit in int64 (got {i})")
         with self._lock:
             self._add(self._one_vector(vector), np.array([i], np.int64))
 
@@ -709,6 +710,17 @@ class AnnoyIndex:
     def get_n_items(self) -> int:
         """Largest item id + 1 (holes included), as annoy."""
         return self._n
+
+    def verify(self) -> bool:
+        """Run now the checks a loaded file otherwise defers to its first use: tree and leaf
+        pointers and leaf ids in range, cell row maps inverse permutations (O(nodes + items),
+        no search).  Raises :class:`IndexFileError` for a corrupted file; vector values are not
+        checked."""
+        if self._forest is not None:
+            self._require_built("verify")
+        if self._cells is not None:
+            self._cells.id_rows  # noqa: B018 - the property checks the maps once
+        return True
 
     def get_n_holes(self) -> int:
         """Ids below :meth:`get_n_items` that were never added (one pass over the flags)."""

@@ -149,8 +149,7 @@ def _save_checked(index: AnnoyIndex, path: str | os.PathLike[str]) -> None:
     os.close(fd)
     try:
         index.save(tmp)  # atomic itself; maps the file, checking its manifest and arrays
-        index._require_built("check the assembled file")  # the forest's pointers (check_forest)
-        index.get_item_vectors(np.zeros(0, np.int64))  # the cells' row maps, if any
+        index.verify()  # the checks a reader defers to first use
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

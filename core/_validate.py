@@ -50,11 +50,11 @@ def as_int64(name: str, arr: np.ndarray) -> np.ndarray:
     if arr.dtype.kind == "u" and arr.size and arr.max() > INT64_MAX:
         bad = int(arr.flat[int(np.argmax(arr > INT64_MAX))])
         raise ValueError(f"'{name}' must fit in int64 (got {bad})")
-    if arr.dtype == object:
-        for v in arr.flat:
-            if not INT64_MIN <= v <= INT64_MAX:
-                raise ValueError(f"'{name}' must fit in int64 (got {int(v)})")
-    return arr.astype(np.int64)
+    try:
+        return arr.astype(np.int64)
+    except OverflowError:  # Python ints in an object array: name the first that does not fit
+        bad = next(v for v in arr.flat if not INT64_MIN <= v <= INT64_MAX)
+        raise ValueError(f"'{name}' must fit in int64 (got {int(bad)})") from None
 
 
 def float_matrix(name: str, data: Any, f: int, max_norm: float | None = None) -> np.ndarray:

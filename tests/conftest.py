@@ -39,3 +39,16 @@ def data_for(metric: str, n: int, f: int, seed: int = 0) -> np.ndarray:
 @pytest.fixture(params=["angular", "euclidean", "manhattan", "dot", "hamming"])
 def metric(request: pytest.FixtureRequest) -> str:
     return request.param
+
+
+@pytest.fixture(scope="module")
+def client():
+    """A real distributed.LocalCluster of 2 worker processes, one per test module."""
+    distributed = pytest.importorskip("distributed")
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as c,
+    ):
+        yield c
