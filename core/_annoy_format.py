@@ -674,11 +674,11 @@ def _fill(
             x = block.astype(np.float32)
             sq[lo:hi] = np.where(present[lo:hi], np.einsum("ij,ij->i", x, x), 0)
     if metric == "angular":  # annoy keeps each item's squared norm in its node
-        _field(buf, total, lay, 4, "<f4")[:n] = sq
+        _field(buf, total, lay, 4, "<f4")[:n] = _kept_sqnorm(index, present, sq)
     elif metric == "dot":  # annoy 1.17.3's preprocess(): dot_factor = sqrt(max_norm^2 - |x|^2)
-        _field(buf, total, lay, 12, "<f4")[:n] = np.where(
-            present, np.sqrt(np.maximum(sq.max(initial=0) - sq, 0)), 0
-        )
+        computed = np.where(present, np.sqrt(np.maximum(sq.max(initial=0) - sq, 0)), 0)
+        computed = computed.astype(np.float32)
+        _field(buf, total, lay, 12, "<f4")[:n] = _kept_dot_factor(index, lay, present, sq, computed)
     # leaves: n_descendants and the item ids; root leaves list every id slot (annoy reads
     # n_items of them), the slots beyond the items repeat the first one
     sizes = np.diff(g.leaf_ptr)
@@ -704,5 +704,62 @@ def _fill(
         vec[split_aid] = g.normals[:, :f]
         if metric in ("euclidean", "manhattan"):
             _field(buf, total, lay, 4, "<f4")[split_aid] = g.offsets
-        elif metric == "dot":  # annoy's margin adds dot_factor^2: sqrt of our offset (0: none)
-            _field(buf, total, lay, 12, "<f4")[split_aid] = np.sqrt(np.maximum(g.offsets, 0))
+        elif metric == "dot":  # annoy's margin adds dot_factor^2 (our offset; 0: none)
+            _field(buf, total, lay, 12, "<f4")[split_aid] = _split_dot_factor(g, f)
+
+
+def _valid(kept: np.ndarray, computed: np.ndarray, present: np.ndarray, atol: float) -> bool:
+    """Whether ``kept`` may stand in for ``computed``: finite, >= 0 and within rounding of it for
+    every present item (a corrupted or foreign value falls back to ``computed``)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        ok = np.isfinite(kept) & (kept >= 0) & (np.abs(kept - computed) <= 1e-3 * computed + atol)
+    return bool(ok[present].all())
+
+
+def _kept_sqnorm(index: AnnoyIndex, present: np.ndarray, computed: np.ndarray) -> np.ndarray:
+    """Angular items' squared norms to write: the index's own (for a loaded ``.ann``, annoy's
+    values from the file, bit for bit) when it holds valid ones for every item, else ``computed``.
+
+    Annoy's ``get_distance`` and its queries by item use the stored norm: recomputing it can move
+    it by an ulp, and annoy's distances with it (``get_distance(i, i)`` becomes ~3.7e-4, not 0).
+    """
+    sqnorm, n = index._sqnorm, len(present)
+    if sqnorm is None or len(sqnorm) < n:
+        return computed
+    kept = np.asarray(sqnorm).take(index._row_of(np.arange(n))).astype(np.float32)
+    kept = np.where(present, kept, np.float32(0)).astype(np.float32)  # annoy leaves holes at 0
+    return kept if _valid(kept, computed, present, 1e-30) else computed
+
+
+def _kept_dot_factor(
+    index: AnnoyIndex, lay: Layout, present: np.ndarray, sq: np.ndarray, computed: np.ndarray
+) -> np.ndarray:
+    """Dot items' ``dot_factor`` to write: those of the ``.ann`` file the index is loaded from
+    (holes included: annoy gives them the largest norm) when it is one and they are valid for
+    every item, else ``computed`` (annoy's formula, in rounding that may differ from annoy's)."""
+    mapped, n = index._mapped, len(present)
+    if not isinstance(mapped, AnnFile) or mapped._mm is None or mapped.size < n * lay.size:
+        return computed
+    if mapped._info.get("metric") != "dot" or mapped._info.get("f") != index.f:
+        return computed
+    kept = np.array(_field(mapped._mm, n, lay, 12, "<f4"), np.float32)
+    # sqrt(M^2 - |x|^2) loses up to about sqrt(f * eps) * M to cancellation near the largest norm
+    top = float(np.sqrt(sq.max(initial=0)))
+    return kept if _valid(kept, computed, present, 0.05 * top + 1e-30) else computed
+
+
+def _split_dot_factor(g: Forest, f: int) -> np.ndarray:
+    """Dot splits' ``dot_factor``: annoy's margin adds its square, our offset.
+
+    A forest read from an ``.ann`` file keeps annoy's value (sign included) as the normal's extra
+    coordinate, with the offset its float32 square: that value is written back unchanged.
+    Otherwise the square root of the offset (``sqrt(d * d)`` need not give ``d`` back).
+    """
+    off = np.asarray(g.offsets, np.float32)
+    out = np.sqrt(np.maximum(off, 0)).astype(np.float32)
+    if g.normals.shape[1] > f:
+        d = np.asarray(g.normals[:, f], np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):
+            same = (d * d) == off
+        out = np.where(same, d, out).astype(np.float32)
+    return out

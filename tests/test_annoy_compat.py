@@ -160,6 +160,68 @@ def test_export_then_read_back_equals_the_source_ann(tmp_path: Path, metric: str
             assert back.get_nns_by_vector(q, 6, sk) == index.get_nns_by_vector(q, 6, sk)
 
 
+def _nodes(path: Path, metric: str, f: int) -> np.ndarray:
+    """The raw node array of an ``.ann`` file, one row of bytes per node."""
+    return np.fromfile(path, np.uint8).reshape(-1, layout(metric, f).size)
+
+
+def _split_rows(path: Path, metric: str, f: int, n: int) -> list[bytes]:
+    """Distinct split nodes of an ``.ann`` file (root copies included once) without their child
+    ids (node ids depend on the order), nor hamming's padding (annoy leaves it uninitialized)."""
+    lay = layout(metric, f)
+    raw = _nodes(path, metric, f)[n:]
+    nd = raw[:, :4].copy().view("<i4").ravel()
+    keep = np.r_[0 : lay.children, lay.children + 8 : (12 if metric == "hamming" else lay.size)]
+    if metric == "hamming":
+        keep = np.r_[keep, lay.v : lay.size]
+    return sorted({bytes(r) for r in raw[nd > lay.K][:, keep]})
+
+
+@pytest.mark.parametrize("metric", METRICS)
+def test_export_of_an_annoy_file_keeps_its_items_and_splits_bit_for_bit(
+    tmp_path: Path, metric: str
+) -> None:
+    # annoy's stored angular norms and dot factors are written back, not recomputed: a
+    # recomputed norm may be 1 ulp off, and annoy's get_distance(i, i) becomes 3.7e-4
+    g = GOLDEN[metric]
+    f, n, src = g["f"], g["n_items"], DATA / g["file"]
+    index = AnnoyIndex(f, metric)
+    index.load(src)
+    index.export_annoy(tmp_path / "back.ann")
+    np.testing.assert_array_equal(
+        _nodes(tmp_path / "back.ann", metric, f)[:n], _nodes(src, metric, f)[:n]
+    )
+    assert _split_rows(tmp_path / "back.ann", metric, f, n) == _split_rows(src, metric, f, n)
+
+
+def test_annoy_norms_survive_the_native_format(tmp_path: Path) -> None:
+    # .ann -> native file -> .ann: the native file keeps annoy's squared norms
+    g = GOLDEN["angular"]
+    f, n, src = g["f"], g["n_items"], DATA / g["file"]
+    index = AnnoyIndex(f, "angular")
+    index.load(src)
+    index.save(tmp_path / "native.annoy")
+    load(tmp_path / "native.annoy").export_annoy(tmp_path / "back.ann")
+    np.testing.assert_array_equal(
+        _nodes(tmp_path / "back.ann", "angular", f)[:n], _nodes(src, "angular", f)[:n]
+    )
+
+
+def test_export_with_cells_writes_each_items_own_norm(tmp_path: Path) -> None:
+    # cells reorder the stored rows (and their norms): the export writes them back by id
+    x = np.random.default_rng(12).normal(size=(3000, 6)).astype(np.float32)
+    x[:, 0] *= np.linspace(0.1, 10, len(x), dtype=np.float32)  # norms that tell rows apart
+    index = AnnoyIndex(6, "angular", seed=4)
+    index.add_items(x)
+    index.build(2)
+    assert index.get_n_cells() > 0
+    index.export_annoy(tmp_path / "x.ann")
+    raw = _nodes(tmp_path / "x.ann", "angular", 6)[: len(x)]
+    np.testing.assert_array_equal(
+        raw[:, 4:8].copy().view("<f4").ravel(), np.einsum("ij,ij->i", x, x)
+    )
+
+
 def test_export_refuses_empty_and_unbuilt(tmp_path: Path) -> None:
     index = AnnoyIndex(3, "angular")
     with pytest.raises(RuntimeError, match="not built"):
@@ -313,6 +375,30 @@ def test_round_trip_annoy_to_ours_to_annoy_is_exact(tmp_path: Path, metric: str)
             assert back.get_nns_by_vector(q.tolist(), 8, sk) == ref.get_nns_by_vector(
                 q.tolist(), 8, sk
             )
+
+
+@needs_annoy
+@pytest.mark.parametrize("metric", METRICS)
+def test_round_trip_reproduces_every_annoy_answer(tmp_path: Path, metric: str) -> None:
+    # annoy -> load -> export_annoy -> annoy: the same items bit for bit, so the same distances
+    # (angular used to recompute the stored norms: get_distance(i, i) = 3.7e-4 instead of 0)
+    f, n = 8, 100
+    x = _data(metric, n, f, 0)
+    ref = _annoy_built(metric, x, tmp_path / "a.ann", {40}, 2)
+    ours = AnnoyIndex(f, metric)
+    ours.load(tmp_path / "a.ann")
+    ours.export_annoy(tmp_path / "b.ann")
+    back = annoy.AnnoyIndex(f, metric)
+    back.load(os.fspath(tmp_path / "b.ann"))
+    np.testing.assert_array_equal(
+        _nodes(tmp_path / "b.ann", metric, f)[:n], _nodes(tmp_path / "a.ann", metric, f)[:n]
+    )
+    items = [i for i in range(n) if i != 40]
+    for i in items:
+        assert [back.get_distance(i, j) for j in items] == [ref.get_distance(i, j) for j in items]
+        for sk in (-1, n * 2):
+            want = ref.get_nns_by_item(i, 10, sk, include_distances=True)
+            assert back.get_nns_by_item(i, 10, sk, include_distances=True) == want
 
 
 @needs_annoy
