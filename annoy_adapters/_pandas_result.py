@@ -70,7 +70,9 @@ def to_frame(
     fmt : {"tidy", "wide"}
         ``tidy``: MultiIndex (query label, rank) with columns ``neighbor`` and
         ``distance``; missing neighbours are left out. ``wide``: one row per query,
-        columns MultiIndex (``neighbor``/``distance``, rank); missing ones are NA.
+        columns MultiIndex (``neighbor``/``distance``, rank); missing ones are NA, and
+        then every ``neighbor`` column holds int, uint and bool labels in pandas'
+        nullable dtype (Int64, UInt64, boolean), which keeps them exact.
 
     Examples
     --------
@@ -101,13 +103,15 @@ def to_frame(
             {"neighbor": _column_values(neighbor), "distance": distances.ravel()[mask]},
             index=index,
         )
-    # Wide: take every label once (a filler id where missing), then blank the missing cells.
+    # Wide: take every label once (a filler id where missing), then blank the missing cells
+    # all at once, so that every rank column gets the same dtype.
     neighbor = take_labels(np.where(valid, ids, ids.max(initial=0).clip(0)).ravel())
     values = pd.Series(_column_values(neighbor))
+    if not valid.all():
+        values = _nullable(values).where(valid.ravel())
     columns = {}
     for r in range(k):  # a loop over the k ranks, not over rows
-        col = values.iloc[r::k].reset_index(drop=True)
-        columns["neighbor", r] = col.where(valid[:, r]) if not valid[:, r].all() else col
+        columns["neighbor", r] = values.iloc[r::k].reset_index(drop=True)
     for r in range(k):
         columns["distance", r] = np.where(valid[:, r], distances[:, r], np.nan)
     out = pd.DataFrame(columns)
@@ -127,6 +131,24 @@ def check_rank_free(index: pd.Index) -> None:
             f"which the result's own {RANK!r} level would duplicate; rename it first, "
             'e.g. df.rename_axis(index={"rank": "row_rank"}), or use format="wide"'
         )
+
+
+def _nullable(values: pd.Series) -> pd.Series:
+    """``values`` in a dtype that holds NA without changing them.
+
+    NumPy int, uint and bool labels would turn float under ``where`` (inexact beyond
+    2**53); they become pandas' nullable Int64/UInt64/boolean (same width) instead.
+    Other dtypes (float, object, str, datetime, categorical, nullable, Arrow) hold NA as is.
+    """
+    dtype = values.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind in "iub":
+        name = (
+            "boolean"
+            if dtype.kind == "b"
+            else f"{'U' if dtype.kind == 'u' else ''}Int{dtype.itemsize * 8}"
+        )
+        return values.astype(name)
+    return values
 
 
 def _column_values(labels: pd.Index) -> pd.Index:

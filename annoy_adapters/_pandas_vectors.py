@@ -156,8 +156,17 @@ def _check_finite(x: np.ndarray, index: pd.Index, column_of: Any) -> None:
     )
 
 
+def _select(df: pd.DataFrame, names: list[Hashable]) -> pd.DataFrame:
+    """The columns ``names``, in that order, selected by position.
+
+    ``df[names]`` would read a list of booleans (columns named True/False, e.g. from
+    ``df.pivot`` on a bool column) as a row mask.
+    """
+    return df.iloc[:, df.columns.get_indexer_for(names)]
+
+
 def _numeric_matrix(df: pd.DataFrame, names: list[Hashable]) -> np.ndarray:
-    x = df[names].to_numpy(dtype=np.float32, na_value=np.nan)
+    x = _select(df, names).to_numpy(dtype=np.float32, na_value=np.nan)
     _check_finite(x, df.index, lambda c: names[c])
     return np.ascontiguousarray(x)
 

@@ -58,6 +58,7 @@ from annoy_adapters._pandas_vectors import (
     is_vector_dtype,
     resolve_columns,
 )
+from annoy_adapters._sklearn_graph import put_self_first
 
 __all__ = ["DEFAULT_N_TREES", "AnnoyDataFrameAccessor", "AnnoySeriesAccessor"]
 
@@ -336,13 +337,17 @@ def _aligned_series(data: pd.Series, spec: ColumnSpec, where: str) -> pd.Series:
     """One numeric vector, e.g. df.loc["king"] - df.loc["man"], aligned on the column names.
 
     Its labels pick the vector columns by name (other labels are left out); a default
-    RangeIndex, like an array, is read by position. Other labels must include every
-    column: read by position they would silently mix up dimensions.
+    RangeIndex with one value per vector column, like an array, is read by position,
+    even when the columns are named by ints. Other labels must include every column:
+    read by position they would silently mix up dimensions.
     """
     if spec["vector_column"]:
         return data  # the labels of one vector's values are positions
     names = spec["columns"]
     labels = data.index
+    default = isinstance(labels, pd.RangeIndex) and labels.equals(pd.RangeIndex(len(data)))
+    if default and len(data) == len(names):
+        return data
     if labels.is_unique and all(c in labels for c in names):
         return data.reindex(names)
     if labels.equals(pd.RangeIndex(len(data))):
@@ -512,7 +517,8 @@ class AnnoyDataFrameAccessor:
             and euclidean indexes; see ``AnnoyIndex.query``): usually several times faster at
             the same recall. ``search_k`` is then unused.
         include_self : bool
-            Keep each row's own match (rank 0, distance 0). False, like scikit-learn's
+            Keep each row's own match (rank 0, distance 0, even for duplicate rows; with
+            ``dot`` wherever its score puts it). False, like scikit-learn's
             ``kneighbors()`` on the training data, leaves it out.
         index : AnnoyIndex or path, optional
             An index built from this frame (same rows, same order), used instead of building.
@@ -568,6 +574,10 @@ class AnnoyDataFrameAccessor:
         ids, dist = idx.query(x, k if include_self else k + 1, search_k=search_k, probe=probe)
         if not include_self:
             ids, dist = drop_self(ids, dist, np.arange(n))
+        elif idx.metric != "dot":
+            # Each row first, at distance 0: an identical row (a tie) may come before it or
+            # push it out of its own top k, and annoy finds no angle for an all-zero row.
+            ids, dist = put_self_first(ids, dist, np.arange(n))
         return to_frame(df.index, ids, dist, df.index.take, fmt)
 
     def query(

@@ -226,3 +226,118 @@ def test_vector_cells_of_numeric_strings_are_refused():
         mixed.annoy.neighbors(k=1)
     numbers = pd.DataFrame({"v": [[1.5, 2], [3, 4], [5, 6]]})
     assert len(numbers.annoy.neighbors(k=1, seed=0)) == 3
+
+
+# -- columns named True/False --------------------------------------------------------------
+
+
+def test_columns_named_true_false_are_columns_not_a_row_mask(tmp_path):
+    # e.g. df.pivot(columns="flag") on a bool column
+    df = pd.DataFrame([[1.0, 0.0], [0.0, 1.0]], columns=[True, False], index=["a", "b"])
+    out = df.annoy.query([0.0, 1.0], k=1, metric="euclidean", seed=0)
+    assert out["neighbor"].tolist() == ["b"]
+    assert out["distance"].tolist() == [0.0]
+    nn = df.annoy.neighbors(k=1, include_self=True, metric="euclidean", seed=0)
+    assert nn.xs(0, level="rank")["neighbor"].tolist() == ["a", "b"]
+    path = tmp_path / "bool.annoy"
+    df.annoy.build(path=path, metric="euclidean", seed=0)
+    flipped = df.iloc[:, ::-1]  # columns [False, True], read back by name
+    again = flipped.annoy.query(flipped.loc[["b"]], k=1, index=path)
+    assert again["neighbor"].tolist() == ["b"] and again["distance"].tolist() == [0.0]
+
+
+# -- wide results with missing neighbours --------------------------------------------------
+
+
+def test_wide_result_keeps_large_int_labels_exact_when_neighbours_are_missing():
+    ids = pd.Index(2**60 + np.arange(200), name="user_id")
+    df = pd.DataFrame(np.random.default_rng(0).normal(size=(200, 8)), index=ids)
+    wide = df.annoy.neighbors(k=20, probe=1, seed=0, format="wide")
+    tidy = df.annoy.neighbors(k=20, probe=1, seed=0)
+    neighbor = wide["neighbor"]
+    assert neighbor.isna().any().any()  # the case under test: some rows get fewer than k
+    assert set(neighbor.dtypes) == {pd.Int64Dtype()}
+    assert set(wide["distance"].dtypes) == {np.dtype("float32")}
+    # every found label is one of the index's, exactly, and in the tidy result's cells
+    stacked = neighbor.stack("rank").dropna().astype("int64")
+    assert stacked.isin(ids).all()
+    pd.testing.assert_series_equal(
+        stacked.rename("neighbor"), tidy["neighbor"], check_index_type=False
+    )
+    assert neighbor.isna().sum().sum() == 200 * 20 - len(tidy)
+
+
+def test_wide_result_without_missing_neighbours_keeps_the_index_dtype():
+    ids = pd.Index(2**60 + np.arange(50), name="user_id")
+    df = pd.DataFrame(np.random.default_rng(0).normal(size=(50, 4)), index=ids)
+    tidy = df.annoy.neighbors(k=3, seed=0, search_k=EXACT)
+    wide = df.annoy.neighbors(k=3, seed=0, search_k=EXACT, format="wide")
+    assert set(wide["neighbor"].dtypes) == {np.dtype("int64")}
+    assert wide.equals(tidy.unstack("rank"))
+
+
+# -- include_self: each row first ----------------------------------------------------------
+
+
+def test_include_self_puts_duplicate_rows_first_at_distance_zero():
+    df = pd.DataFrame([[1.0, 2.0]] * 3 + [[5.0, -1.0], [-3.0, 0.5]], index=list("abcde"))
+    for metric in ["angular", "euclidean", "manhattan"]:
+        nn = df.annoy.neighbors(k=2, include_self=True, metric=metric, seed=0, search_k=1000)
+        first = nn.xs(0, level="rank")
+        assert first["neighbor"].tolist() == list("abcde"), metric
+        assert (first["distance"] == 0).all(), metric
+        assert (nn.groupby(level=0).size() == 2).all()
+        pairs = list(zip(nn.index.get_level_values(0), nn["neighbor"], strict=True))
+        assert len(set(pairs)) == len(pairs), metric  # no row twice in one result
+    wide = df.annoy.neighbors(k=2, include_self=True, seed=0, search_k=1000, format="wide")
+    assert wide[("neighbor", 0)].tolist() == list("abcde")
+
+
+def test_include_self_keeps_an_all_zero_row_under_angular():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(50, 4))
+    x[7] = 0.0
+    df = pd.DataFrame(x, index=[f"r{i}" for i in range(50)])
+    nn = df.annoy.neighbors(k=3, include_self=True, seed=0, search_k=EXACT)
+    assert nn.loc["r7"]["neighbor"].tolist()[0] == "r7"
+    assert nn.loc["r7"]["distance"].iloc[0] == 0.0
+    assert (nn.xs(0, level="rank")["neighbor"] == df.index).all()
+    assert len(nn) == 150
+
+
+def test_include_self_with_dot_keeps_the_search_order():
+    df = pd.DataFrame([[1.0, 0.0], [3.0, 0.0], [0.0, 1.0]], index=list("abc"))
+    nn = df.annoy.neighbors(k=2, include_self=True, metric="dot", seed=0, search_k=1000)
+    # a's largest inner product is with b, not with itself
+    assert nn.loc["a"]["neighbor"].tolist() == ["b", "a"]
+
+
+# -- a RangeIndex Series query with int column names ---------------------------------------
+
+
+def test_range_index_series_is_read_by_position_with_int_column_names(tmp_path):
+    rng = np.random.default_rng(2)
+    df = pd.DataFrame(
+        rng.normal(size=(30, 3)), index=[f"i{i}" for i in range(30)], columns=[0, 1, 2]
+    )
+    permuted = df[[2, 0, 1]]
+    values = permuted.loc["i4"].to_numpy()  # in the frame's column order: 2, 0, 1
+    by_series = permuted.annoy.query(
+        pd.Series(values), k=2, metric="euclidean", seed=0, search_k=EXACT
+    )
+    by_list = permuted.annoy.query(values.tolist(), k=2, metric="euclidean", seed=0, search_k=EXACT)
+    pd.testing.assert_frame_equal(by_series, by_list)
+    assert by_series["neighbor"].iloc[0] == "i4"
+    assert by_series["distance"].iloc[0] == 0.0
+    path = tmp_path / "perm.annoy"
+    permuted.annoy.build(path=path, metric="euclidean", seed=0)
+    from_file = permuted.annoy.query(pd.Series(values), k=2, index=path, search_k=EXACT)
+    assert from_file["neighbor"].iloc[0] == "i4"
+    # a row Series is labelled by the column names (not a RangeIndex): aligned by name
+    assert not isinstance(df.loc["i4"].index, pd.RangeIndex)
+    by_name = permuted.annoy.query(df.loc["i4"], k=2, index=path, search_k=EXACT)
+    assert by_name["neighbor"].iloc[0] == "i4"
+    # a RangeIndex Series of another length than the vectors is aligned by name, as before
+    row = pd.Series(df.loc["i4"].to_numpy())
+    subset = df.annoy.query(row, k=2, columns=[0, 2], metric="euclidean", seed=0)
+    assert subset["neighbor"].iloc[0] == "i4" and subset["distance"].iloc[0] == 0.0
