@@ -6,7 +6,9 @@ the two (gensim puts the plain int tags first, as positions ``0..max_tag``, then
 
 A mix is stored as ``str`` labels plus the runs of positions that held ints, as half-open
 ``[start, stop)`` pairs in the file's metadata (one pair for gensim's usual layout), so that a
-reloaded index gives back ``3`` and not ``"3"``. No pickle is involved.
+reloaded index gives back ``3`` and not ``"3"``. Int keys beyond int64 (``2**63``, which int
+labels cannot hold) are stored the same way, as text marked int, and come back as the same
+Python ints. No pickle is involved.
 """
 
 from __future__ import annotations
@@ -85,7 +87,9 @@ def encode_keys(keys: Sequence[Any]) -> tuple[list[str] | np.ndarray, dict[str, 
     labels : list of str or numpy.ndarray of int64
         What to pass to ``AnnoyIndex.set_labels``.
     meta : dict
-        ``{"key_type": "str" | "int" | "mixed"}``, plus ``"int_key_runs"`` for ``"mixed"``.
+        ``{"key_type": "str" | "int" | "mixed"}``, plus ``"int_key_runs"`` and ``"label_ends"``
+        when the labels are text holding ints: for ``"mixed"``, and for ``"int"`` keys that
+        int64 labels cannot hold (then the labels are ``str``).
 
     Raises
     ------
@@ -107,7 +111,17 @@ def encode_keys(keys: Sequence[Any]) -> tuple[list[str] | np.ndarray, dict[str, 
     """
     kind = key_kind(keys)
     if kind == "int":
-        return np.asarray(keys, dtype=np.int64), {"key_type": "int"}
+        try:
+            return np.asarray(keys, dtype=np.int64), {"key_type": "int"}
+        except OverflowError:
+            # a key beyond int64 (e.g. 2**63): int labels cannot hold it, so every key is
+            # stored as its text, marked int, and read back as the same Python int
+            labels = [str(k) for k in keys]
+            return labels, {
+                "key_type": "int",
+                "int_key_runs": [[0, len(labels)]],
+                "label_ends": [labels[0], labels[-1]],
+            }
     if kind == "str":
         return [str(k) for k in keys], {"key_type": "str"}
     is_int = np.fromiter((isinstance(k, _INT_TYPES) for k in keys), dtype=bool, count=len(keys))
@@ -160,13 +174,14 @@ def decode_keys(
     if ints is not None:
         keys = keys.copy()
         for (start, stop), values in ints:
-            keys[start:stop] = values.tolist()
+            keys[start:stop] = values
     return keys.tolist()
 
 
 def _int_keys(keys: np.ndarray, meta: dict[str, Any]) -> list[Any] | None:
-    """The int keys the runs of ``meta`` mark, per run, or None when the runs do not
-    describe these labels (labels replaced since, or no runs): then every label is a str."""
+    """The int keys the runs of ``meta`` mark, per run (as lists of Python ints), or None when
+    the runs do not describe these labels (labels replaced since, or no runs): then every label
+    is a str."""
     runs = meta.get("int_key_runs") or []
     ends = meta.get("label_ends")
     if not runs or (ends is not None and ends != ([keys[0], keys[-1]] if len(keys) else [])):
@@ -183,9 +198,20 @@ def _int_keys(keys: np.ndarray, meta: dict[str, Any]) -> list[Any] | None:
         text = np.asarray(keys[start:stop], dtype=str)
         try:
             values = text.astype(np.int64)
-        except (ValueError, OverflowError):
+        except ValueError:
             return None
-        if not (values.astype(str) == text).all():  # "007" was a str key, not the int 7
+        except OverflowError:
+            values = None  # a key beyond int64 (e.g. 2**63): parse the run as Python ints
+        if values is not None:
+            if not (values.astype(str) == text).all():  # "007" was a str key, not the int 7
+                return None
+            out.append(((start, stop), values.tolist()))
+            continue
+        try:
+            ints = [int(t) for t in text.tolist()]
+        except ValueError:
             return None
-        out.append(((start, stop), values))
+        if [str(v) for v in ints] != text.tolist():  # not canonical ints: str keys after all
+            return None
+        out.append(((start, stop), ints))
     return out

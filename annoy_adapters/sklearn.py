@@ -63,6 +63,9 @@ class AnnoyTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
     random-projection trees (annoy's algorithm), so they may occasionally miss a true
     neighbour. When X is the data the transformer was fitted on, row ``i`` always starts
     with sample ``i`` itself at an explicit distance ``0.0``, as in the exact transformer.
+    With ``metric='dot'``, where a sample need not be its own nearest neighbour, each row
+    is answered from its values alone: sample ``i`` is listed, at its true distance, only
+    if it is among the row's nearest.
 
     Parameters
     ----------
@@ -258,7 +261,9 @@ class AnnoyTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         Xt : sparse matrix of shape (n_samples_transform, n_samples_fit)
             Xt[i, j] is assigned the weight of edge that connects i to j. Only the
             neighbors have an explicit value. When X is the fitted data the diagonal is
-            always explicit. The matrix is of CSR format.
+            always explicit, except with ``metric='dot'``: a row's neighbours then depend on
+            its values only, and sample i is listed (at its true distance) only if it is
+            among them. The matrix is of CSR format.
         """
         check_is_fitted(self)
         add_one = self.mode == "distance"
@@ -279,7 +284,8 @@ class AnnoyTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         -------
         Xt : sparse matrix of shape (n_samples, n_samples)
             Xt[i, j] is assigned the weight of edge that connects i to j. Only the
-            neighbors have an explicit value. The diagonal is always explicit.
+            neighbors have an explicit value. The diagonal is always explicit, except with
+            ``metric='dot'`` (see :meth:`transform`).
             The matrix is of CSR format.
         """
         return self.fit(X).transform(X)
@@ -401,8 +407,10 @@ class AnnoyTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
     def _search(self, X, k):
         """Approximate k nearest neighbours, ``X=None`` meaning the stored samples.
 
-        Rows of X equal to the fitted sample at the same position (and every row when X is
-        None) start with that sample at distance 0.0.
+        Every row when X is None, and rows of X equal to the fitted sample at the same
+        position, start with that sample at distance 0.0 -- except rows of X with 'dot': a
+        sample is not its own nearest neighbour there, and forcing it by position would make
+        a row's answer depend on where it sits in X.
         """
         from sklearn.utils import gen_batches
 
@@ -424,6 +432,8 @@ class AnnoyTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                 self_ids = np.arange(rows.start, rows.start + len(Xc), dtype=np.int64)
                 is_self = np.zeros(len(Xc), dtype=bool)
                 n_overlap = max(0, min(rows.stop, n_fit) - rows.start)
+                if self.effective_metric_ == "dot":
+                    n_overlap = 0  # values alone decide (see the docstring)
                 if n_overlap:
                     stored = self.index_.get_item_vectors(self_ids[:n_overlap])
                     is_self[:n_overlap] = rows_equal_to_items(

@@ -78,3 +78,62 @@ def test_runs_marking_non_canonical_ints_are_not_applied() -> None:
     meta = {"key_type": "mixed", "int_key_runs": [[0, 1]]}
     assert decode_keys(np.asarray(["007", "a"], dtype=object), meta) == ["007", "a"]
     assert decode_keys(np.asarray(["7", "a"], dtype=object), meta) == [7, "a"]
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        [2**63, 1],  # int only: int64 labels cannot hold 2**63
+        [-(2**63) - 1, 2**70, 0],
+        [np.uint64(2**63), 7],
+        [2**63, 5, "a"],  # mixed: 5 must stay the int 5
+        ["a", 5, 2**63, "b"],
+    ],
+)
+def test_int_keys_beyond_int64_round_trip_exactly(keys: list[object]) -> None:
+    labels, meta = encode_keys(keys)
+    back = decode_keys(np.asarray(labels, dtype=object), meta, n_items=len(keys))
+    assert back == [int(k) if isinstance(k, np.integer) else k for k in keys]
+    assert [type(k) for k in back] == [int if isinstance(k, np.integer) else type(k) for k in keys]
+
+
+def test_int_keys_beyond_int64_keep_the_int_key_type() -> None:
+    labels, meta = encode_keys([2**63, 1])
+    assert labels == [str(2**63), "1"]
+    assert meta["key_type"] == "int" and meta["int_key_runs"] == [[0, 2]]
+
+
+@given(
+    st.lists(
+        st.one_of(st.integers(-(2**80), 2**80), st.text(min_size=1, max_size=8)),
+        max_size=40,
+        unique_by=lambda k: str(k),
+    )
+)
+def test_round_trip_keeps_values_and_types_for_any_int(keys: list[object]) -> None:
+    labels, meta = encode_keys(keys)
+    back = decode_keys(
+        np.asarray(labels, dtype=object) if isinstance(labels, list) else labels,
+        meta,
+        n_items=len(keys),
+    )
+    assert back == keys
+    assert [type(k) for k in back] == [type(k) for k in keys]
+
+
+@pytest.mark.parametrize("keys", [[2**63, 5, "a"], [2**63, 1]])
+def test_indexer_save_load_keeps_int_keys_beyond_int64(tmp_path, keys: list[object]) -> None:
+    """User report: ``5`` came back as ``"5"`` next to ``2**63``, and int-only keys with
+    ``2**63`` failed to save with a bare OverflowError."""
+    from gensim.models import KeyedVectors
+
+    from annoy_adapters.gensim import AnnoyIndexer
+
+    kv = KeyedVectors(vector_size=4)
+    kv.add_vectors(keys, np.eye(len(keys), 4, dtype=np.float32))
+    path = tmp_path / "big.idx"
+    AnnoyIndexer(kv, num_trees=2, seed=1).save(path)
+    loaded = AnnoyIndexer.load(path)
+    assert loaded.labels == keys
+    assert [type(k) for k in loaded.labels] == [type(k) for k in keys]
+    assert loaded.most_similar(kv[keys[1]], 1)[0][0] == keys[1]

@@ -59,3 +59,40 @@ def test_load_refuses_an_index_with_holes(tmp_path):
     assert index.get_n_holes() == 49
     with pytest.raises(ValueError, match="49 holes"):
         AnnoyTransformer.load(path, n_neighbors=3)
+
+
+def _dot_data(n: int = 100, f: int = 4) -> np.ndarray:
+    # uneven norms: with 'dot' a sample is then often not its own nearest neighbour
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(n, f)) * rng.uniform(0.2, 3, size=(n, 1))
+
+
+def test_dot_query_row_answer_does_not_depend_on_its_position():
+    """User report: with 'dot', row 5 of X got sample 5 forced first at 0.0 because it sat
+    at position 5 and equalled the stored vector; alone, the same row got other neighbours."""
+    X = _dot_data()
+    est = AnnoyTransformer(n_neighbors=3, metric="dot", random_state=0, search_k=10**6).fit(X)
+    dist, ind = est.kneighbors(X[:10])
+    dist5, ind5 = est.kneighbors(X[5:6])
+    np.testing.assert_array_equal(ind[5], ind5[0])
+    np.testing.assert_array_equal(dist[5], dist5[0])
+    # exhaustive search: the largest inner products, at sqrt(|q|^2 + M^2 - 2 q.x)
+    top = np.argsort(-(X[:10] @ X.T), axis=1, kind="stable")[:, :3]
+    np.testing.assert_array_equal(ind, top)
+    M2 = np.max(np.sum(X * X, axis=1))
+    q2 = np.sum(X[:10] ** 2, axis=1)[:, None]
+    expected = np.sqrt(q2 + M2 - 2 * np.take_along_axis(X[:10] @ X.T, ind, axis=1))
+    np.testing.assert_allclose(dist, expected, rtol=1e-4, atol=1e-4)
+    assert np.all(dist > 0)  # no self forced in at 0.0
+
+
+@pytest.mark.parametrize("mode", ["distance", "connectivity"])
+@pytest.mark.parametrize(
+    "check_name", ["check_methods_subset_invariance", "check_methods_sample_order_invariance"]
+)
+def test_dot_passes_sklearn_invariance_checks(check_name, mode):
+    from sklearn.utils import estimator_checks
+
+    check = getattr(estimator_checks, check_name)
+    est = AnnoyTransformer(metric="dot", mode=mode, search_k=10**6, random_state=0)
+    check(type(est).__name__, est)
