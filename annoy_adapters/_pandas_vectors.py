@@ -9,7 +9,7 @@ file's metadata and checks queries against.
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 import numpy as np
@@ -142,14 +142,24 @@ def _row(index: pd.Index, pos: int) -> str:
     return f"row {index[pos]!r} (position {pos})"
 
 
-def _check_finite(x: np.ndarray, index: pd.Index, column_of: Any) -> None:
+def _check_finite(
+    x: np.ndarray, index: pd.Index, column_of: Any, cell: Callable[[int, int], Any] | None = None
+) -> None:
+    """Refuse NaN/inf in float32 ``x``; ``cell(r, c)``, when given, is the frame's own value,
+    so a finite value beyond float32's range is not reported as infinite."""
     finite = np.isfinite(x)
     if finite.all():
         return
     r, c = np.argwhere(~finite)[0]
     n_rows = int((~finite.all(axis=1)).sum())
     value = x[r, c]
-    what = "a missing value (NaN)" if np.isnan(value) else f"a non-finite value ({value})"
+    raw = cell(int(r), int(c)) if cell is not None and np.isinf(value) else None
+    if raw is not None and np.isfinite(float(raw)):
+        what = f"a value beyond float32's range (+-3.4e38): {float(raw)!r}"
+    elif np.isnan(value):
+        what = "a missing value (NaN)"
+    else:
+        what = f"a non-finite value ({value})"
     raise ValueError(
         f"column {column_of(c)!r} has {what} at {_row(index, int(r))}; "
         f"{n_rows} row(s) are affected: drop or fill them first (e.g. df.dropna())"
@@ -166,8 +176,10 @@ def _select(df: pd.DataFrame, names: list[Hashable]) -> pd.DataFrame:
 
 
 def _numeric_matrix(df: pd.DataFrame, names: list[Hashable]) -> np.ndarray:
-    x = _select(df, names).to_numpy(dtype=np.float32, na_value=np.nan)
-    _check_finite(x, df.index, lambda c: names[c])
+    frame = _select(df, names)
+    with np.errstate(over="ignore"):  # too large for float32: _check_finite says so
+        x = frame.to_numpy(dtype=np.float32, na_value=np.nan)
+    _check_finite(x, df.index, lambda c: names[c], lambda r, c: frame.iat[r, c])
     return np.ascontiguousarray(x)
 
 

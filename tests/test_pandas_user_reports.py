@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -341,3 +343,17 @@ def test_range_index_series_is_read_by_position_with_int_column_names(tmp_path):
     row = pd.Series(df.loc["i4"].to_numpy())
     subset = df.annoy.query(row, k=2, columns=[0, 2], metric="euclidean", seed=0)
     assert subset["neighbor"].iloc[0] == "i4" and subset["distance"].iloc[0] == 0.0
+
+
+def test_a_finite_value_beyond_float32_is_not_reported_as_infinite():
+    """User report: 1e39 in a frame was reported as 'a non-finite value (inf)', with a
+    RuntimeWarning from the cast; the frame holds no inf."""
+    df = pd.DataFrame(np.ones((5, 3)))
+    df.iloc[3, 1] = 1e39
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match=r"beyond float32's range .*1e\+39 at row 3"):
+            df.annoy.neighbors(k=2)
+    df.iloc[3, 1] = np.inf
+    with pytest.raises(ValueError, match=r"non-finite value \(inf\) at row 3"):
+        df.annoy.neighbors(k=2)
