@@ -195,23 +195,22 @@ def _int_keys(keys: np.ndarray, meta: dict[str, Any]) -> list[Any] | None:
             isinstance(start, int) and isinstance(stop, int) and 0 <= start < stop <= len(keys)
         ):
             return None
-        text = np.asarray(keys[start:stop], dtype=str)
-        try:
-            values = text.astype(np.int64)
-        except ValueError:
-            return None
-        except OverflowError:
-            values = None  # a key beyond int64 (e.g. 2**63): parse the run as Python ints
-        if values is not None:
-            if not (values.astype(str) == text).all():  # "007" was a str key, not the int 7
-                return None
-            out.append(((start, stop), values.tolist()))
-            continue
-        try:
-            ints = [int(t) for t in text.tolist()]
-        except ValueError:
-            return None
-        if [str(v) for v in ints] != text.tolist():  # not canonical ints: str keys after all
+        ints = _canonical_ints(np.asarray(keys[start:stop], dtype=str))
+        if ints is None:
             return None
         out.append(((start, stop), ints))
     return out
+
+
+def _canonical_ints(text: np.ndarray) -> list[int] | None:
+    """The Python ints ``text`` spells canonically, or None ("007" was a str key, not 7)."""
+    try:
+        values = text.astype(np.int64)  # one array operation for the usual keys
+    except ValueError:
+        return None
+    except OverflowError:  # a key beyond int64 (e.g. 2**63): Python ints
+        try:
+            values = np.array([int(t) for t in text.tolist()], dtype=object)
+        except ValueError:
+            return None
+    return values.tolist() if (values.astype(str) == text).all() else None

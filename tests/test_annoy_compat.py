@@ -357,6 +357,20 @@ def test_export_with_leaves_larger_than_k_agrees_when_exhaustive(
     assert np.mean(recall) > 0.3  # annoy's own search works on the exported trees
 
 
+def _annoy_round_trip(
+    tmp_path: Path, metric: str, x: np.ndarray, holes: set[int], n_trees: int
+) -> tuple[object, object]:
+    """Annoy's index of ``x`` (saved as a.ann) and annoy's read of it after load + export_annoy
+    here (b.ann)."""
+    ref = _annoy_built(metric, x, tmp_path / "a.ann", holes, n_trees)
+    ours = AnnoyIndex(x.shape[1], metric)
+    ours.load(tmp_path / "a.ann")
+    ours.export_annoy(tmp_path / "b.ann")
+    back = annoy.AnnoyIndex(x.shape[1], metric)
+    back.load(os.fspath(tmp_path / "b.ann"))
+    return ref, back
+
+
 @needs_annoy
 @pytest.mark.parametrize("metric", METRICS)
 def test_round_trip_annoy_to_ours_to_annoy_is_exact(tmp_path: Path, metric: str) -> None:
@@ -364,12 +378,7 @@ def test_round_trip_annoy_to_ours_to_annoy_is_exact(tmp_path: Path, metric: str)
     x = _data(metric, n, f, 7)
     if metric == "hamming":
         x[300:] = x[0]  # duplicates: annoy's padding-bit splits
-    ref = _annoy_built(metric, x, tmp_path / "a.ann", {10}, 3)
-    ours = AnnoyIndex(f, metric)
-    ours.load(tmp_path / "a.ann")
-    ours.export_annoy(tmp_path / "b.ann")
-    back = annoy.AnnoyIndex(f, metric)
-    back.load(os.fspath(tmp_path / "b.ann"))
+    ref, back = _annoy_round_trip(tmp_path, metric, x, {10}, 3)
     for sk in (-1, 2, 30, 200):
         for q in _data(metric, 10, f, 8):
             assert back.get_nns_by_vector(q.tolist(), 8, sk) == ref.get_nns_by_vector(
@@ -384,12 +393,7 @@ def test_round_trip_reproduces_every_annoy_answer(tmp_path: Path, metric: str) -
     # (angular used to recompute the stored norms: get_distance(i, i) = 3.7e-4 instead of 0)
     f, n = 8, 100
     x = _data(metric, n, f, 0)
-    ref = _annoy_built(metric, x, tmp_path / "a.ann", {40}, 2)
-    ours = AnnoyIndex(f, metric)
-    ours.load(tmp_path / "a.ann")
-    ours.export_annoy(tmp_path / "b.ann")
-    back = annoy.AnnoyIndex(f, metric)
-    back.load(os.fspath(tmp_path / "b.ann"))
+    ref, back = _annoy_round_trip(tmp_path, metric, x, {40}, 2)
     np.testing.assert_array_equal(
         _nodes(tmp_path / "b.ann", metric, f)[:n], _nodes(tmp_path / "a.ann", metric, f)[:n]
     )
