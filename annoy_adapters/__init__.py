@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from annoy_adapters.core import METRICS, AnnoyIndex, IndexFileError, load
+from annoy_adapters.core import METRICS, AnnoyIndex, IndexFileError, RowError, load
 
-__all__ = ["METRICS", "AnnoyIndex", "IndexFileError", "__version__", "load"]
+__all__ = ["METRICS", "AnnoyIndex", "IndexFileError", "RowError", "__version__", "load"]
 __version__ = "0.1.0"

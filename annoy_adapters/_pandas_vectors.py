@@ -9,11 +9,14 @@ file's metadata and checks queries against.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from annoy_adapters.core import RowError
 
 __all__ = [
     "ColumnSpec",
@@ -21,6 +24,7 @@ __all__ = [
     "frame_vectors",
     "is_numeric",
     "is_vector_dtype",
+    "naming_rows",
     "resolve_columns",
 ]
 
@@ -140,6 +144,15 @@ def _preview(items: list[Any], n: int = 8) -> str:
 
 def _row(index: pd.Index, pos: int) -> str:
     return f"row {index[pos]!r} (position {pos})"
+
+
+@contextmanager
+def naming_rows(index: pd.Index, what: str) -> Iterator[None]:
+    """Name a row the core refuses (too large a norm, ...) by its label in ``what``."""
+    try:
+        yield
+    except RowError as exc:
+        raise ValueError(f"{what} has {_row(index, exc.row)} that {exc.reason}") from None
 
 
 def _check_finite(

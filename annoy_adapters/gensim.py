@@ -34,6 +34,7 @@ import numpy as np
 from annoy_adapters import AnnoyIndex, IndexFileError
 from annoy_adapters import load as _load_index
 from annoy_adapters._gensim_keys import decode_keys, encode_keys
+from annoy_adapters.core import RowError
 
 if TYPE_CHECKING:
     from gensim.models import KeyedVectors
@@ -338,7 +339,8 @@ class AnnoyIndexer:
         RuntimeError
             If the indexer is empty (no model given and nothing loaded).
         ValueError
-            If ``vector`` has the wrong shape or ``num_neighbors`` is not a non-negative int.
+            If ``vector`` has the wrong shape, holds NaN or inf or has too large a norm, or
+            ``num_neighbors`` is not a non-negative int.
 
         Examples
         --------
@@ -363,9 +365,12 @@ class AnnoyIndexer:
             )
         if num_neighbors == 0:
             return []
-        ids, dist = index.query(
-            query[None, :], int(num_neighbors), search_k=self.search_k, probe=self.probe
-        )
+        try:
+            ids, dist = index.query(
+                query[None, :], int(num_neighbors), search_k=self.search_k, probe=self.probe
+            )
+        except RowError as exc:  # the core names its 2-D argument; this one is 'vector'
+            raise ValueError(f"'vector' {exc.reason}") from None
         found = ids[0] >= 0  # rows are padded with -1 when fewer items are found
         d = dist[0][found].astype(np.float64)
         sims = 1.0 - d * d / 2.0

@@ -56,6 +56,7 @@ from annoy_adapters._pandas_vectors import (
     frame_vectors,
     is_numeric,
     is_vector_dtype,
+    naming_rows,
     resolve_columns,
 )
 from annoy_adapters._sklearn_graph import put_self_first
@@ -290,13 +291,15 @@ def _check_unique(index: pd.Index) -> None:
 
 def _build_index(
     x: np.ndarray,
+    rows: pd.Index,
     metric: str,
     n_trees: int | None,
     seed: int | None,
     vector_dtype: str = "float32",
 ) -> AnnoyIndex:
     idx = AnnoyIndex(x.shape[1], metric, seed=seed, vector_dtype=vector_dtype)
-    idx.add_items(x)
+    with naming_rows(rows, "the frame"):
+        idx.add_items(x)
     idx.build(DEFAULT_N_TREES if n_trees is None else n_trees)
     return idx
 
@@ -463,7 +466,7 @@ class AnnoyDataFrameAccessor:
         spec = resolve_columns(df, columns)
         x = frame_vectors(df, spec)
         _check_unique(df.index)
-        idx = _build_index(x, metric, n_trees, seed, vector_dtype)
+        idx = _build_index(x, df.index, metric, n_trees, seed, vector_dtype)
         labels, codec = encode_labels(df.index)
         codec["ends"] = _ends(labels)
         idx.set_labels(labels)
@@ -556,7 +559,7 @@ class AnnoyDataFrameAccessor:
         if index is None:
             spec = resolve_columns(df, columns)
             x = frame_vectors(df, spec)
-            idx = _build_index(x, metric or "angular", n_trees, seed)
+            idx = _build_index(x, df.index, metric or "angular", n_trees, seed)
         else:
             idx = _open(index)
             _check_metric(idx, metric)
@@ -571,7 +574,8 @@ class AnnoyDataFrameAccessor:
                 f"'k' must be at most {available}, the number of "
                 f"{'rows' if include_self else 'other rows'} in the frame (got {k})"
             )
-        ids, dist = idx.query(x, k if include_self else k + 1, search_k=search_k, probe=probe)
+        with naming_rows(df.index, "the frame"):
+            ids, dist = idx.query(x, k if include_self else k + 1, search_k=search_k, probe=probe)
         if not include_self:
             ids, dist = drop_self(ids, dist, np.arange(n))
         elif idx.metric != "dot":
@@ -631,7 +635,9 @@ class AnnoyDataFrameAccessor:
         df = self._df
         if index is None:
             spec = resolve_columns(df, columns)
-            idx = _build_index(frame_vectors(df, spec), metric or "angular", n_trees, seed)
+            idx = _build_index(
+                frame_vectors(df, spec), df.index, metric or "angular", n_trees, seed
+            )
             take = df.index.take
         else:
             idx = _open(index)
@@ -651,7 +657,8 @@ class AnnoyDataFrameAccessor:
         n_items = idx.get_n_items()
         if k > n_items:
             raise ValueError(f"'k' must be at most {n_items}, the number of indexed rows (got {k})")
-        ids, dist = idx.query(x, k, search_k=search_k, probe=probe)
+        with naming_rows(qindex, "the query"):
+            ids, dist = idx.query(x, k, search_k=search_k, probe=probe)
         return to_frame(qindex, ids, dist, take, fmt)
 
 

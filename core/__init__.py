@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 
-from ._errors import IndexFileError
+from ._errors import IndexFileError, RowError
 from ._index import AnnoyIndex
 from ._metrics import METRICS
 from ._parts import TreePart, assemble, build_trees, file_info
@@ -16,6 +16,7 @@ __all__ = [
     "METRICS",
     "AnnoyIndex",
     "IndexFileError",
+    "RowError",
     "TreePart",
     "assemble",
     "build_trees",

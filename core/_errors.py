@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["IndexFileError"]
+__all__ = ["IndexFileError", "RowError"]
 
 
 class IndexFileError(ValueError):
@@ -10,3 +10,15 @@ class IndexFileError(ValueError):
 
     Raised by every loader whatever the bytes; a missing file raises ``FileNotFoundError`` instead.
     """
+
+
+class RowError(ValueError):
+    """One row of a 2-D argument is unusable (NaN or inf, beyond float32, too large a norm).
+
+    ``argument`` names the argument, ``row`` is the row's position and ``reason`` says what is
+    wrong with it, so an adapter can name the row as its user knows it (a frame's label).
+    """
+
+    def __init__(self, message: str, argument: str, row: int, reason: str):
+        super().__init__(message)
+        self.argument, self.row, self.reason = argument, row, reason

@@ -18,6 +18,7 @@ from ._errors import IndexFileError
 from ._fileformat import NARROWED, Mapped
 from ._forest import Forest
 from ._metrics import BY_NAME, Metric, words_for_bits
+from ._validate import SEED_LIMIT
 
 if TYPE_CHECKING:
     from ._index import AnnoyIndex
@@ -117,6 +118,7 @@ def unpack(m: Mapped, index: AnnoyIndex) -> dict[str, Any]:
     if kind not in (None, "int", "str"):
         raise IndexFileError(f"{m.path}: corrupted manifest (labels kind {kind!r})")
     leaf_size = fields.get("leaf_size")
+    seed = fields.get("seed")
     cells = None
     if "cell_rows" in m.arrays:  # version 3; the order is checked before its first use
         if metric.name not in CELL_METRICS:
@@ -147,5 +149,5 @@ def unpack(m: Mapped, index: AnnoyIndex) -> dict[str, Any]:
         "leaf_size": leaf_size
         if isinstance(leaf_size, int) and leaf_size >= 2
         else index.leaf_size,
-        "seed": fields["seed"] if isinstance(fields.get("seed"), int) else index.seed,
+        "seed": seed if isinstance(seed, int) and 0 <= seed < SEED_LIMIT else index.seed,
     }

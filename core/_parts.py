@@ -75,6 +75,7 @@ def build_trees(
     ids = np.asarray(tree_ids, dtype=np.int64)
     m = get_metric(metric)
     present = np.arange(index.get_n_items())
+    index._check_scale()  # the error AnnoyIndex.build gives
     z = TreeSpace(m, index._store, present, index.f)
     done = [0]
 

@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from ._errors import RowError
+
 INT64_MIN, INT64_MAX = int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max)
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
@@ -24,6 +26,18 @@ def integer(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"'{name}' must be an int (got {type(value).__name__} {value!r})")
     return int(value)
+
+
+SEED_LIMIT = 1 << 64
+
+
+def seed(value: Any) -> int:
+    """Validate a build seed: an int in [0, 2**64), the range of the hash key (no wrapping, so two
+    different seeds never give the same forest)."""
+    v = integer("seed", value)
+    if 0 <= v < SEED_LIMIT:
+        return v
+    raise ValueError(f"'seed' must be an int in [0, 2**64) (got {v})")
 
 
 def search_k(value: Any) -> int:
@@ -111,11 +125,11 @@ def _refuse_non_finite(name: str, arr: np.ndarray, out: np.ndarray) -> None:
     a finite value beyond float32 that the cast turned into inf."""
     bad = int(np.flatnonzero(~np.isfinite(out).all(axis=1))[0])
     if not np.isfinite(arr[bad]).all():
-        raise ValueError(f"'{name}' must be finite: row {bad} holds NaN or inf")
+        message = f"'{name}' must be finite: row {bad} holds NaN or inf"
+        raise RowError(message, name, bad, "holds NaN or inf")
     big = float(np.abs(arr[bad]).max())
-    raise ValueError(
-        f"'{name}' row {bad} holds {big:.3g}, outside the float32 range (+-{FLOAT32_MAX:.3g})"
-    )
+    reason = f"holds {big:.3g}, outside the float32 range (+-{FLOAT32_MAX:.3g})"
+    raise RowError(f"'{name}' row {bad} {reason}", name, bad, reason)
 
 
 def _check_norms(name: str, x: np.ndarray, max_norm: float) -> None:
@@ -124,7 +138,8 @@ def _check_norms(name: str, x: np.ndarray, max_norm: float) -> None:
     over = np.flatnonzero(norms > max_norm)
     if len(over):
         row = int(over[0])
-        raise ValueError(
-            f"'{name}' row {row} is too large: its norm {norms[row]:.3g} exceeds {max_norm:.3g}, "
+        reason = (
+            f"is too large: its norm {norms[row]:.3g} exceeds {max_norm:.3g}, "
             "beyond which squared distances overflow float32"
         )
+        raise RowError(f"'{name}' row {row} {reason}", name, row, reason)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from gensim.models import KeyedVectors
 from sklearn.utils._param_validation import InvalidParameterError
 
-from annoy_adapters import AnnoyIndex
+import annoy_adapters.pandas  # noqa: F401  (registers df.annoy)
+from annoy_adapters import AnnoyIndex, load
+from annoy_adapters.core import build_trees
 from annoy_adapters.gensim import AnnoyIndexer
 from annoy_adapters.sklearn import AnnoyTransformer
 
@@ -73,3 +76,85 @@ def test_sklearn_load_checks_probe_against_the_file(tmp_path) -> None:
     AnnoyTransformer(metric="manhattan", random_state=0).fit(X).save(path)
     with pytest.raises(ValueError, match="probe=2 needs an index with cells"):
         AnnoyTransformer.load(path, probe=2)
+
+
+@pytest.mark.parametrize("seed", [-1, 2**64, -(2**63)])
+def test_a_seed_outside_uint64_names_seed(seed: int) -> None:
+    # these used to wrap modulo 2**63, so -1 built the same forest as 2**63 - 1
+    expected = rf"'seed' must be an int in \[0, 2\*\*64\) \(got {seed}\)"
+    with pytest.raises(ValueError, match=expected):
+        AnnoyIndex(8, "angular", seed=seed)
+    with pytest.raises(ValueError, match="'seed'"):
+        AnnoyIndex(8, "angular").set_seed(seed)
+
+
+def test_seeds_2_63_apart_build_different_forests(tmp_path) -> None:
+    files = []
+    for seed in (5, 5 + 2**63):
+        built = AnnoyIndex(8, "angular", seed=seed)
+        built.add_items(X)
+        built.build(3)
+        path = tmp_path / f"{seed}.idx"
+        built.save(str(path))
+        files.append(path.read_bytes())
+        assert load(str(path)).seed == seed
+    assert files[0] != files[1]
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "dot"])
+def test_items_too_small_to_square_are_refused_at_build(metric: str) -> None:
+    # at this scale float32 squares are subnormal: builds used to answer with 5% wrong neighbours
+    built = AnnoyIndex(8, metric, seed=1)
+    built.add_items(X * 1e-22)
+    with pytest.raises(ValueError, match=rf"within \+-3.39e-21 for metric '{metric}'.*1e20"):
+        built.build(2)
+    with pytest.raises(ValueError, match="largest coordinate"):
+        build_trees(X * 1e-22, metric, [0], seed=1)
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "dot", "angular", "manhattan"])
+def test_small_items_that_square_precisely_still_build(metric: str) -> None:
+    scaled = (X * (1e-20 if metric in ("euclidean", "dot") else 1e-30)).astype(np.float32)
+    built = AnnoyIndex(8, metric, seed=1)
+    built.add_items(scaled)
+    built.build(2)
+    got, _ = built.query(scaled[:20], 5, search_k=10**6)
+    assert (got[:, 0] == np.arange(20)).all() or metric == "dot"
+    zeros = AnnoyIndex(8, metric, seed=1)  # all-zero items are not too small: they are exact
+    zeros.add_items(np.zeros((10, 8), np.float32))
+    assert zeros.build(1)
+
+
+def test_pandas_names_a_row_too_large_by_its_label() -> None:
+    # the core's message named 'X' row 3, an argument the pandas user never passed
+    df = pd.DataFrame(X[:50].astype(np.float64), index=[f"r{i}" for i in range(50)])
+    df.iloc[3, 1] = 1e30
+    with pytest.raises(ValueError, match=r"^the frame has row 'r3' \(position 3\) that is too "):
+        df.annoy.neighbors(k=3, metric="euclidean")
+    built = df.drop(index="r3").annoy.build(n_trees=2, metric="euclidean", seed=1)
+    with pytest.raises(ValueError, match=r"^the query has row 'r3' \(position 1\) that is too "):
+        df.iloc[2:5].annoy.query(df.iloc[2:5], k=2, index=built)
+
+
+def test_pandas_names_a_row_beyond_float16_by_its_label() -> None:
+    df = pd.DataFrame(X[:20].astype(np.float64), index=list("abcdefghijklmnopqrst"))
+    df.iloc[4, 0] = 1e5
+    with pytest.raises(ValueError, match=r"row 'e' \(position 4\) that holds 100000, beyond"):
+        df.annoy.build(n_trees=2, vector_dtype="float16")
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"), [(np.nan, "holds NaN or inf"), (1e30, "is too large: its norm")]
+)
+def test_gensim_most_similar_names_vector_not_x(value: float, reason: str) -> None:
+    kv = KeyedVectors(8)
+    kv.add_vectors([f"w{i}" for i in range(30)], X[:30])
+    indexer = AnnoyIndexer(kv, 2, seed=1)
+    bad = np.ones(8, np.float32)
+    bad[2] = value
+    with pytest.raises(ValueError, match=rf"^'vector' {reason}"):
+        # gensim passes the unit mean of its inputs, so only NaN gets through it
+        if np.isnan(value):
+            kv.most_similar(positive=[bad], topn=3, indexer=indexer)
+        else:
+            indexer.most_similar(bad, 3)
