@@ -45,9 +45,7 @@ from annoy_adapters._cache import open_index
 from annoy_adapters._pandas_codec import (
     decode_labels,
     encode_labels,
-    from_jsonable,
     to_json_metadata,
-    to_jsonable,
 )
 from annoy_adapters._pandas_result import LabelTaker, check_rank_free, drop_self, to_frame
 from annoy_adapters._pandas_vectors import (
@@ -59,6 +57,7 @@ from annoy_adapters._pandas_vectors import (
     naming_rows,
     resolve_columns,
 )
+from annoy_adapters._recorded import label_ends, pandas_label_codec, recorded_columns
 from annoy_adapters._sklearn_graph import put_self_first
 
 __all__ = ["DEFAULT_N_TREES", "AnnoyDataFrameAccessor", "AnnoySeriesAccessor"]
@@ -117,56 +116,12 @@ def _where(idx: AnnoyIndex) -> str:
     return f"the index at {idx.path!r}" if idx.path else "the index"
 
 
-def _pandas_meta(idx: AnnoyIndex) -> dict[str, Any] | None:
-    """``metadata["pandas"]``, also in a file another adapter re-saved (they keep sections)."""
-    meta = idx.metadata.get("pandas")
-    return meta if isinstance(meta, dict) else None
-
-
-def _ends(labels: np.ndarray) -> list[Any]:
-    """First and last label as JSON values: a cheap fingerprint of the labels."""
-    if len(labels) == 0:
-        return []
-    return [to_jsonable(labels[0]), to_jsonable(labels[-1])]
-
-
-def _label_codec(idx: AnnoyIndex, labels: np.ndarray) -> dict[str, Any] | None:
-    """The pandas label codec, if the file's labels are still the ones pandas wrote.
-
-    An adapter that re-saves the file with its own labels keeps our metadata section;
-    the stored first/last labels tell such labels apart from ours.
-    """
-    meta = _pandas_meta(idx)
-    codec = meta.get("index") if meta else None
-    if not isinstance(codec, dict) or codec.get("ends") != _ends(labels):
-        return None
-    return codec
-
-
-#: Where other adapters record the names of the columns (one per dimension) an index was
-#: built from: scikit-learn's ``feature_names_in_`` (fitted on a DataFrame), the CLI's table.
-_OTHER_COLUMN_NAMES = (("sklearn", "feature_names_in_"), ("cli", "columns"))
-
-
 def _saved_spec(idx: AnnoyIndex) -> ColumnSpec | None:
     """The vector columns the file names: the pandas section's, else another adapter's."""
-    meta = _pandas_meta(idx)
-    if meta is not None and "columns" in meta:
-        return {
-            "columns": [from_jsonable(c) for c in meta["columns"]],
-            "vector_column": bool(meta.get("vector_column", False)),
-        }
-    for adapter, key in _OTHER_COLUMN_NAMES:
-        section = idx.metadata.get(adapter)
-        names = section.get(key) if isinstance(section, dict) else None
-        # One string name per dimension, or the entry isn't a column list we can trust.
-        if (
-            isinstance(names, list)
-            and len(names) == idx.f
-            and all(isinstance(c, str) for c in names)
-        ):
-            return {"columns": list(names), "vector_column": False}
-    return None
+    recorded = recorded_columns(idx)
+    if recorded is None:
+        return None
+    return {"columns": recorded[0], "vector_column": recorded[1]}
 
 
 def _check_metric(idx: AnnoyIndex, metric: str | None) -> None:
@@ -221,7 +176,7 @@ def _label_taker(idx: AnnoyIndex, frame_index: pd.Index | None) -> LabelTaker:
     """Map item ids to labels: the file's labels if it has any, else the frame's index."""
     labels = idx.labels
     if labels is not None:
-        codec = _label_codec(idx, labels)
+        codec = pandas_label_codec(idx, labels)
         if codec is None:
             return pd.Index(labels).take
         raw = np.asarray(labels)
@@ -254,7 +209,7 @@ def _check_same_rows(idx: AnnoyIndex, index: pd.Index) -> None:
     labels = idx.labels
     if labels is None:
         return
-    codec = _label_codec(idx, labels)
+    codec = pandas_label_codec(idx, labels)
     if codec is not None:
         mine, my_codec = encode_labels(index)
         same_codec = my_codec["codec"] == codec.get("codec")
@@ -468,7 +423,7 @@ class AnnoyDataFrameAccessor:
         _check_unique(df.index)
         idx = _build_index(x, df.index, metric, n_trees, seed, vector_dtype)
         labels, codec = encode_labels(df.index)
-        codec["ends"] = _ends(labels)
+        codec["ends"] = label_ends(labels)
         idx.set_labels(labels)
         idx.set_metadata(
             {
