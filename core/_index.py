@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
-import numbers
 import os
 import sys
 import threading
@@ -319,12 +319,16 @@ class AnnoyIndex:
         if not len(idx):
             return idx
         top = int(idx.max()) + 1
+        if self._labels is not None and top > self._n:  # overwriting ids keeps their labels
+            raise ValueError(
+                f"'ids' holds {top - 1}, beyond the ids 0..{self._n - 1} the labels cover, so "
+                "it would have no label: call set_labels(None) to drop the labels, add the "
+                "items, then set_labels() for all of them"
+            )
         self._grow(top)
         self._store[idx] = self._metric.store(x)
         self._present[idx] = True
         self._n = max(self._n, top)
-        if self._labels is not None:  # labels describe ids; new ids make them stale
-            self._labels, self._label_index = None, None
         return idx
 
     # -- building ---------------------------------------------------------------------------
@@ -755,13 +759,16 @@ class AnnoyIndex:
         return 0 if self._forest is None else self._forest.n_trees
 
     # -- labels and metadata --------------------------------------------------------------------
-    def set_labels(self, labels: Sequence[Any] | np.ndarray) -> None:
-        """Attach one unique str or int label per id 0..get_n_items()-1 (stored in the file).
+    def set_labels(self, labels: Sequence[Any] | np.ndarray | None) -> None:
+        """Attach one unique str or int label per id 0..get_n_items()-1 (stored in the file);
+        None drops them.
 
+        Items may be added afterwards only under ids the labels cover (overwriting an item
+        keeps its label); a new id beyond them raises, since it would have no label.
         On a loaded index the labels change in memory and are written by the next save();
         until then a pickle of the index carries them beside the file's path.
         """
-        self._labels = _labels.normalize(labels, self._n)
+        self._labels = None if labels is None else _labels.normalize(labels, self._n)
         self._label_arrays, self._label_index = None, None
 
     @property
@@ -788,7 +795,8 @@ class AnnoyIndex:
         index = self._label_index
         if isinstance(labels, np.ndarray) and labels.ndim == 0:
             labels = labels.item()
-        if isinstance(labels, (str, bytes, numbers.Integral, np.generic)):
+        if isinstance(labels, (str, bytes, np.generic)) or not hasattr(labels, "__iter__"):
+            # one label, also of a type no label has (20.0): reported as unknown, not iterated
             keys = [labels.item() if isinstance(labels, np.generic) else labels]
         else:
             keys = labels.tolist() if isinstance(labels, np.ndarray) else list(labels)
@@ -876,8 +884,15 @@ class AnnoyIndex:
                 )
             self._attach(mapped)
         else:
-            self.unload()
-            read_ann(self, path, prefault)
+            before = {k: getattr(self, k) for k in self._empty_state()}
+            self._reset()
+            try:
+                read_ann(self, path, prefault)
+            except BaseException:  # a file that is not a valid .ann leaves the index as it was
+                self._set_state(before)
+                raise
+            if before["_mapped"] is not None:
+                before["_mapped"].close()
         return True
 
     def _attach(self, mapped: ff.Mapped) -> None:
@@ -906,6 +921,11 @@ class AnnoyIndex:
         return True
 
     # -- pickling ---------------------------------------------------------------------------
+    def __copy__(self) -> AnnoyIndex:
+        """An independent copy: a shallow one would share the item store, which adding items
+        writes in place (the copy's changes would show in the original under its trees)."""
+        return copy.deepcopy(self)
+
     def __getstate__(self) -> dict[str, Any]:
         base = {
             "f": self.f,
@@ -939,6 +959,8 @@ class AnnoyIndex:
         state: dict[str, Any] = {"path": self.path, "content_hash": fields.get("content_hash")}
         if self._label_arrays is None and self._labels is not None:  # set_labels() since
             state["labels"] = _labels.to_arrays(self._labels)  # plain arrays, as in the file
+        elif self._label_arrays is None and fields.get("labels"):  # set_labels(None) since
+            state["labels"] = None
         if self._metadata != fields.get("metadata", {}):
             state["metadata"] = self._metadata
         return state
@@ -946,8 +968,8 @@ class AnnoyIndex:
     def _restore_unsaved(self, state: dict[str, Any]) -> None:
         """Reapply the labels and metadata a file-backed pickle carries beside its path."""
         if "labels" in state:
-            kind, arrays = state["labels"]
-            self._labels = _labels.from_arrays(kind, arrays, self._n)
+            held = state["labels"]
+            self._labels = None if held is None else _labels.from_arrays(*held, self._n)
             self._label_arrays, self._label_index = None, None
         if "metadata" in state:
             self.set_metadata(state["metadata"])

@@ -273,3 +273,89 @@ def test_manhattan_and_hamming_keep_large_values() -> None:
     hamming = AnnoyIndex(F, "hamming")
     hamming.add_items(x)
     assert hamming.get_n_items() == 2
+
+
+@pytest.mark.parametrize("content", [b"\0" * 100, b"\1" * 4096], ids=["zeros", "ones"])
+def test_a_failed_ann_load_keeps_the_index(tmp_path: Path, content: bytes) -> None:
+    # load() used to unload first, so a file that is not a valid .ann wiped an unsaved index
+    X = np.random.default_rng(0).normal(size=(N, 8)).astype(np.float32)
+    index = AnnoyIndex(8, "euclidean", seed=1)
+    index.add_items(X)
+    index.build(5)
+    before = index.query(X[:5], 3)
+    bad = tmp_path / "other.ann"
+    bad.write_bytes(content)
+    with pytest.raises(annoy_adapters.IndexFileError):
+        index.load(bad)
+    assert index.built and index.get_n_items() == N
+    np.testing.assert_array_equal(index.query(X[:5], 3)[0], before[0])
+
+
+def test_a_failed_ann_load_keeps_the_mapped_file(tmp_path: Path) -> None:
+    index = annoy_adapters.load(_saved(tmp_path))
+    bad = tmp_path / "other.ann"
+    bad.write_bytes(b"\0" * 100)
+    with pytest.raises(annoy_adapters.IndexFileError):
+        index.load(bad)
+    assert index.get_nns_by_item(0, 3) == annoy_adapters.load(_saved(tmp_path)).get_nns_by_item(
+        0, 3
+    )
+
+
+@pytest.mark.parametrize("metric", ["manhattan", "euclidean"])
+@pytest.mark.parametrize("built", [True, False])
+def test_a_copy_does_not_share_the_items(metric: str, built: bool) -> None:
+    import copy
+
+    a = AnnoyIndex(3, metric, seed=1)
+    a.add_items(np.eye(3))
+    if built:
+        a.build(2)
+    b = copy.copy(a)
+    if built:
+        b.unbuild()
+    b.add_item(1, [9, 9, 9])
+    assert a.get_item_vector(1) == [0.0, 1.0, 0.0]
+    assert b.get_item_vector(1) == [9.0, 9.0, 9.0]
+
+
+def test_overwriting_an_item_keeps_the_labels() -> None:
+    a = AnnoyIndex(3, "euclidean")
+    a.add_items(np.eye(3))
+    a.set_labels(["x", "y", "z"])
+    a.add_item(1, [0, 2, 0])  # labels used to be dropped silently here
+    assert a.labels.tolist() == ["x", "y", "z"]
+
+
+def test_a_new_id_beyond_the_labels_raises_and_changes_nothing() -> None:
+    a = AnnoyIndex(3, "euclidean")
+    a.add_items(np.eye(3))
+    a.set_labels(["x", "y", "z"])
+    with pytest.raises(ValueError, match=r"'ids' holds 4, beyond the ids 0..2 the labels"):
+        a.add_item(4, [1, 1, 1])
+    assert a.get_n_items() == 3 and a.labels.tolist() == ["x", "y", "z"]
+    a.set_labels(None)  # the way out the message names
+    a.add_item(3, [1, 1, 1])
+    a.set_labels(["x", "y", "z", "w"])
+    a.build(2)
+    assert a.ids_for("w").tolist() == [3]
+
+
+def test_set_labels_none_survives_a_pickle_of_a_loaded_index(tmp_path: Path) -> None:
+    index = AnnoyIndex(F, "euclidean", seed=7)
+    index.add_items(np.random.default_rng(0).random((N, F)))
+    index.set_labels([f"r{i}" for i in range(N)])
+    index.build(2)
+    index.save(tmp_path / "l.annoy")
+    loaded = annoy_adapters.load(tmp_path / "l.annoy")
+    loaded.set_labels(None)
+    assert pickle.loads(pickle.dumps(loaded)).labels is None
+
+
+def test_ids_for_one_label_of_another_type_is_an_unknown_label() -> None:
+    a = AnnoyIndex(3, "euclidean")
+    a.add_items(np.eye(3))
+    a.set_labels(["x", "y", "z"])
+    a.build(2)
+    with pytest.raises(KeyError, match=r"unknown label 2\.5"):
+        a.ids_for(2.5)  # was "TypeError: 'float' object is not iterable"
