@@ -2,44 +2,85 @@
 
 Everything here receives only the index *path* and opens it through the per-process cache
 (:func:`annoy_adapters._cache.open_index`), so a worker maps each file once and all of its
-threads share the mapping.
+threads share the mapping. Vectors are read from a partition with the pandas adapter's
+:func:`~annoy_adapters._pandas_vectors.frame_vectors` (numeric, nullable and Arrow columns, or
+one column of vectors; errors name the column and row), and labels a pandas frame encoded in the
+file come back decoded, as the pandas accessor returns them.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from annoy_adapters._cache import open_index
+from annoy_adapters._pandas_codec import _dumps, decode_labels
+from annoy_adapters._pandas_vectors import ColumnSpec, frame_vectors, naming_rows
+from annoy_adapters._recorded import gensim_keys, pandas_label_codec
+
+if TYPE_CHECKING:  # pragma: no cover
+    from annoy_adapters import AnnoyIndex
 
 #: record dtype of one (neighbour id, distance) pair in the array API
 PAIR_DTYPE = np.dtype([("id", np.int64), ("distance", np.float32)])
 
+#: Maps found item ids (int64, all >= 0) to the values of the ``neighbor`` column.
+NeighborTaker = Callable[[np.ndarray], Any]
 
-def label_kind(labels: np.ndarray | None) -> str | None:
-    """``"str"``, ``"int"`` or ``None`` (no labels): decides the ``neighbor`` dtype."""
+
+def neighbor_taker(index: AnnoyIndex) -> NeighborTaker:
+    """How item ids become ``neighbor`` values for this file.
+
+    Item ids when the file has no labels; labels a pandas frame wrote decoded with its codec
+    (timestamps, floats, categories, tuples...), as the pandas accessor returns them; any other
+    labels as stored (str or int64). Applied to zero ids it gives the column's exact dtype, so
+    the meta built on the client matches every computed partition.
+    """
+    labels = index.labels
     if labels is None:
+        return _ids
+    keys = _gensim_keys(index, labels)
+    if keys is not None:  # gensim's int keys among str ones: Python ints and strs
+        return lambda ids: keys[ids]
+    codec = pandas_label_codec(index, labels)
+    if codec is None:
+        if labels.dtype.kind in "iu":
+            return lambda ids: np.asarray(labels[ids], dtype=np.int64)
+        # pandas 3's default string dtype: an empty object array would not be inferred as one
+        return lambda ids: pd.Series(labels[ids], dtype="str").array
+
+    def take(ids: np.ndarray) -> Any:
+        # Decode each label found once (the pandas accessor's way), not the whole file.
+        uniq, inverse = np.unique(ids, return_inverse=True)
+        decoded = decode_labels(labels[uniq], codec).take(inverse.ravel())
+        # A MultiIndex becomes a column of tuples, as in the pandas accessor's result.
+        return decoded.to_flat_index() if isinstance(decoded, pd.MultiIndex) else decoded
+
+    return take
+
+
+def _gensim_keys(index: AnnoyIndex, labels: np.ndarray | None) -> np.ndarray | None:
+    """gensim's int and str keys as an object array, when the file's labels are gensim's."""
+    keys = None if labels is None else gensim_keys(index, labels)
+    if keys is None:
         return None
-    return "int" if labels.dtype.kind in "iu" else "str"
+    out = np.empty(len(keys), dtype=object)
+    out[:] = keys
+    return out
 
 
-def _neighbor_column(values: np.ndarray, kind: str | None) -> Any:
-    # An explicit dtype keeps the computed partitions identical to the meta built from zero
-    # rows (an empty object array would otherwise not be inferred as a string column).
-    # "str" is pandas 3's default string dtype (object holding str on pandas 2).
-    if kind == "str":
-        return pd.Series(values, dtype="str").array
-    return np.asarray(values, dtype=np.int64)
+def _ids(ids: np.ndarray) -> np.ndarray:
+    return np.asarray(ids, dtype=np.int64)
 
 
 def tidy_frame(
     query_index: pd.Index,
     ids: np.ndarray,
     dist: np.ndarray,
-    labels: np.ndarray | None,
-    kind: str | None,
+    take: NeighborTaker,
 ) -> pd.DataFrame:
     """Flat tidy rows: index = query label repeated, columns rank / neighbor / distance.
 
@@ -52,27 +93,23 @@ def tidy_frame(
     keep = flat >= 0
     rows = np.repeat(np.arange(n, dtype=np.int64), k)[keep]
     rank = np.tile(np.arange(k, dtype=np.int64), n)[keep]
-    found = flat[keep]
-    neighbor = labels[found] if labels is not None else found
     return pd.DataFrame(
         {
             "rank": rank,
-            "neighbor": _neighbor_column(neighbor, kind),
+            "neighbor": take(flat[keep]),
             "distance": np.asarray(dist, dtype=np.float32).reshape(-1)[keep],
         },
         index=query_index.take(rows),
     )
 
 
-def empty_result(query_index: pd.Index, k: int, kind: str | None) -> pd.DataFrame:
+def empty_result(query_index: pd.Index, k: int, take: NeighborTaker) -> pd.DataFrame:
     """The zero-row frame with the exact columns and dtypes of a computed partition."""
-    labels = np.empty(0, dtype=np.int64 if kind != "str" else object) if kind else None
     return tidy_frame(
         query_index[:0],
         np.empty((0, k), dtype=np.int64),
         np.empty((0, k), dtype=np.float32),
-        labels,
-        kind,
+        take,
     )
 
 
@@ -81,15 +118,38 @@ def query_partition(
     path: str,
     k: int,
     search: dict[str, Any],
-    columns: list[Any],
-    kind: str | None,
+    spec: ColumnSpec,
+    partition_info: dict[str, Any] | None = None,
 ) -> pd.DataFrame:
-    """Neighbours of every row of one partition (the map_partitions function)."""
-    if len(part) == 0:
-        return empty_result(part.index, k, kind)
+    """Neighbours of every row of one partition (the map_partitions function).
+
+    ``spec`` is the pandas adapter's ``{"columns": [...], "vector_column": bool}``;
+    ``partition_info`` (given by Dask) names the partition in errors about a row.
+    """
     index = open_index(path)
-    ids, dist = index.query(part[columns].to_numpy(), k, **search)
-    return tidy_frame(part.index, ids, dist, index.labels, kind)
+    take = neighbor_taker(index)
+    if len(part) == 0:
+        return empty_result(part.index, k, take)
+    try:
+        x = frame_vectors(part, spec)
+        with naming_rows(part.index, "'frame'"):
+            ids, dist = index.query(_checked_width(x, spec, index.f, path), k, **search)
+    except (ValueError, TypeError) as exc:
+        if type(exc) not in (ValueError, TypeError) or partition_info is None:
+            raise  # only the row-naming errors, whose type takes one message
+        # The pandas adapter's messages count positions within the partition: say which.
+        raise type(exc)(f"{exc} [partition {partition_info['number']} of 'frame']") from None
+    return tidy_frame(part.index, ids, dist, take)
+
+
+def _checked_width(x: np.ndarray, spec: ColumnSpec, f: int, path: str) -> np.ndarray:
+    """A column of vectors shows its length only now: it must be the index's f."""
+    if x.shape[1] != f:
+        raise ValueError(
+            f"column {spec['columns'][0]!r} holds vectors of {x.shape[1]} values but the index "
+            f"at {path!r} has f={f}"
+        )
+    return x
 
 
 def query_items_partition(
@@ -98,17 +158,76 @@ def query_items_partition(
     k: int,
     search: dict[str, Any],
     by_label: bool,
-    kind: str | None,
 ) -> pd.DataFrame:
     """Neighbours of the stored items named (by label or id) in one partition of a Series."""
-    if len(part) == 0:
-        return empty_result(part.index, k, kind)
     index = open_index(path)
-    values = part.to_numpy()
-    # ids go to the core unconverted: it refuses non-int ids instead of truncating them
-    item_ids = index.ids_for(values) if by_label else values
+    take = neighbor_taker(index)
+    if len(part) == 0:
+        return empty_result(part.index, k, take)
+    if by_label:
+        item_ids = _ids_of_labels(index, part, path)
+    else:
+        _refuse_missing_ids(part)
+        # ids go to the core unconverted: it refuses non-int ids instead of truncating them
+        item_ids = part.to_numpy()
     ids, dist = index.query_items(item_ids, k, **search)
-    return tidy_frame(part.index, ids, dist, index.labels, kind)
+    return tidy_frame(part.index, ids, dist, take)
+
+
+def _ids_of_labels(index: AnnoyIndex, part: pd.Series, path: str) -> np.ndarray:
+    """Item ids of the labels in ``part``, given as the user knows them.
+
+    A file a pandas frame wrote with its JSON codec stores each label as JSON text: the
+    Series' values (Timestamps, floats, category values, tuples...) are encoded the same way.
+    """
+    keys = _gensim_keys(index, index.labels)
+    if keys is not None:  # stored as text: look the user's int and str keys up directly
+        position = {key: i for i, key in enumerate(keys.tolist())}
+        found = [position.get(key, -1) for key in part.tolist()]
+        if -1 not in found:
+            return np.asarray(found, dtype=np.int64)
+        pos = found.index(-1)
+        raise KeyError(
+            f"'items' holds a label not in the index at {path!r}: "
+            f"{part.iloc[pos : pos + 1].tolist()[0]!r} at row {part.index[pos]!r}"
+        )
+    codec = pandas_label_codec(index, index.labels)
+    if codec is not None and codec.get("codec") == "json":
+        # One encoding per value: arbitrary Python objects have no array form.
+        keys = [_dumps(v) for v in part.tolist()]
+    else:
+        keys = part.to_numpy().tolist()
+    try:
+        return index.ids_for(keys)
+    except KeyError:
+        pos = _first_unknown(index, keys)
+        value = part.iloc[pos : pos + 1].tolist()[0]  # a Python value: 99.5, not np.float64
+        raise KeyError(
+            f"'items' holds a label not in the index at {path!r}: {value!r} at row "
+            f"{part.index[pos]!r}"
+        ) from None
+
+
+def _first_unknown(index: AnnoyIndex, keys: list[Any]) -> int:
+    # Error path only: find the first label the index lacks.
+    for pos, key in enumerate(keys):
+        try:
+            index.ids_for([key])
+        except KeyError:
+            return pos
+    return 0  # pragma: no cover - ids_for raised, so one is unknown
+
+
+def _refuse_missing_ids(part: pd.Series) -> None:
+    """Nullable or Arrow ids may hold NA, which no cast may turn into an id."""
+    missing = part.isna().to_numpy()
+    if missing.any():
+        pos = int(np.flatnonzero(missing)[0])
+        raise ValueError(
+            f"'items' (dtype {part.dtype}) has a missing value (NA) at row {part.index[pos]!r}; "
+            f"{int(missing.sum())} in this partition are missing: drop them first "
+            "(items.dropna())"
+        )
 
 
 def query_block(block: np.ndarray, path: str, k: int, search: dict[str, Any]) -> np.ndarray:

@@ -1,8 +1,10 @@
 """Query and build annoy-adapters indexes at scale with Dask.
 
 Tasks carry only the *path* of the index file. Every worker process opens (memory-maps) the
-file once through a per-process cache keyed by (path, modification time, size), and all of its
-threads share that mapping; results equal the single-process results exactly.
+file once through a per-process cache keyed by the absolute path and the file's identity (device,
+inode, modification and change times, size), and all of its threads share that mapping; a file
+replaced by renaming a new one over the path is opened afresh. Results equal the single-process
+results exactly.
 
 The file must exist at the same path on every worker (a shared filesystem or a synced local
 copy; memory-mapping needs a local POSIX file). Replace a file by writing a new one and renaming
@@ -41,9 +43,11 @@ from annoy_adapters._cache import cache_info, open_index
 if TYPE_CHECKING:  # pragma: no cover
     import dask.array as da
     import dask.dataframe as dd
+    import pandas as pd
     from distributed import Client
 
     from annoy_adapters import AnnoyIndex
+    from annoy_adapters._pandas_vectors import ColumnSpec
 
 __all__ = [
     "build_index",
@@ -116,36 +120,74 @@ def _search(search_k: Any, probe: Any, opened: AnnoyIndex) -> dict[str, Any]:
     return {"search_k": search_k, "probe": probe}
 
 
-def _label_kind(index: AnnoyIndex) -> str | None:
-    from annoy_adapters._dask_tidy import label_kind
+def _vector_spec(meta: pd.DataFrame, columns: Any, index: AnnoyIndex) -> ColumnSpec:
+    """The frame's columns holding the vectors: given, recorded in the file, or all of them.
 
-    return label_kind(index.labels)
+    ``meta`` is the Dask frame's empty pandas frame: the pandas adapter's rules then apply as
+    they are (a list, tuple, Index, array or Series of names, or one name; no name twice;
+    numeric columns, or one column holding a vector per row).
+    """
+    from annoy_adapters._pandas_vectors import _as_column_list, resolve_columns
+    from annoy_adapters._recorded import recorded_columns
 
-
-def _vector_columns(frame_columns: Sequence[Any], columns: Any, index: AnnoyIndex) -> list[Any]:
-    """The frame's columns holding the vector: given, recorded in the file, or all of them."""
-    available = list(frame_columns)
+    recorded = recorded_columns(index)
+    # Recorded columns the frame has are the ones to read, in the recorded order (a file's
+    # order may differ from the frame's: scikit-learn fitted on df[["d", "c", "b", "a"]]).
+    if recorded is not None and not all(c in meta.columns for c in recorded[0]):
+        recorded = None
     if columns is None:
-        meta = index.metadata
-        for adapter in ("pandas", "cli"):
-            recorded = (meta.get(adapter) or {}).get("columns")
-            if recorded and all(c in available for c in recorded):
-                columns = list(recorded)
-                break
-        else:
-            columns = available
-    elif isinstance(columns, (str, int)) or not isinstance(columns, Sequence):
-        raise TypeError(f"'columns' must be a list of column names (got {columns!r})")
-    columns = list(columns)
-    missing = [c for c in columns if c not in available]
-    if missing:
-        raise KeyError(f"'columns' not in the frame: {missing!r} (frame has {available!r})")
-    if len(columns) != index.f:
+        names = list(recorded[0]) if recorded is not None else list(meta.columns)
+    else:
+        names = _as_column_list(meta, columns)
+        missing = [c for c in names if c not in meta.columns]
+        if missing:
+            raise KeyError(
+                f"'columns' not in the frame: {missing!r} (frame has {list(meta.columns)!r})"
+            )
+    try:
+        spec = resolve_columns(meta, names)
+    except TypeError:
+        _hint_converted_vectors(meta, names)
+        raise
+    if recorded is not None:
+        if spec["columns"] != recorded[0]:
+            raise ValueError(
+                f"'columns' {spec['columns']!r} don't match the columns {index.path!r} was "
+                f"built on, {recorded[0]!r} (same names in the same order)"
+            )
+        if spec["vector_column"] != recorded[1]:
+            kind = "one column of vectors" if recorded[1] else "numeric columns"
+            first = spec["columns"][0]
+            raise TypeError(
+                f"{index.path!r} was built on {kind} {recorded[0]!r}, but in 'frame' "
+                f"{first!r} has dtype {meta[first].dtype}"
+            )
+    if not spec["vector_column"] and len(spec["columns"]) != index.f:
         raise ValueError(
-            f"'columns' must name the index's f={index.f} vector columns (got {len(columns)}: "
-            f"{columns!r})"
+            f"'columns' must name the index's f={index.f} vector columns, or one column "
+            f"holding a vector per row (got {len(spec['columns'])}: {spec['columns']!r})"
         )
-    return columns
+    return spec
+
+
+def _hint_converted_vectors(meta: pd.DataFrame, names: list[Any]) -> None:
+    """Name Dask's string conversion when one named column arrives as strings.
+
+    ``dd.from_pandas`` turns a pandas column of lists or arrays into their text unless
+    ``dataframe.convert-string`` is off; the pandas adapter's "not numeric" would hide why.
+    """
+    import pandas as pd
+
+    if len(names) != 1 or names[0] not in meta.columns:
+        return
+    dtype = meta[names[0]].dtype
+    if pd.api.types.is_string_dtype(dtype) and not pd.api.types.is_object_dtype(dtype):
+        raise TypeError(
+            f"column {names[0]!r} of 'frame' holds strings (dtype {dtype}), not numbers or "
+            "vectors; if it held lists or arrays in pandas, dd.from_pandas turned them into "
+            "text: build the Dask frame under dask.config.set({'dataframe.convert-string': "
+            "False}), or read it with dd.read_parquet, which keeps list columns"
+        )
 
 
 def query_dataframe(
@@ -167,9 +209,13 @@ def query_dataframe(
         The index file; it must exist at the same path on every worker.
     k : int
         Neighbours per row.
-    columns : list, optional
-        The vector columns, in order. Default: the columns recorded in the file by the pandas
-        accessor or the CLI when the frame has them all, otherwise every column.
+    columns : label or list-like of labels, optional
+        The vector columns, in order (a list, tuple, Index, array or Series of names, each
+        once), or the one column holding a vector per row (lists, arrays, an Arrow list
+        column), as the pandas accessor takes them. Default: the columns recorded in the file
+        (by the pandas accessor, scikit-learn's ``feature_names_in_`` or the CLI), in the
+        recorded order, when the frame has them all; otherwise every column. When the frame
+        has the recorded columns, `columns` must name them, in that order.
     search_k : int, default -1
         Nodes to inspect per query (-1: ``k * n_trees``, as annoy).
     probe : int, optional
@@ -181,9 +227,12 @@ def query_dataframe(
     dask.dataframe.DataFrame
         Tidy rows: the index is the query row's label (repeated for each neighbour, divisions
         kept), columns ``rank`` (0 = nearest), ``neighbor`` (the neighbour's label, or its item
-        id when the index has no labels) and ``distance`` (float32).
+        id when the index has no labels) and ``distance`` (float32). Labels a pandas frame
+        stored (``df.annoy.build(path=...)``) come back as that frame's index labels, in its
+        dtype (timestamps, floats, categories, tuples...).
         ``result.compute().set_index("rank", append=True)`` is the pandas accessor's format.
-        When fewer than k items are found a row gets fewer ranks.
+        When fewer than k items are found a row gets fewer ranks. Missing or non-finite values
+        raise ValueError at compute time, naming the column and row.
 
     Examples
     --------
@@ -209,16 +258,14 @@ def query_dataframe(
     path = _index_path(index)
     opened = open_index(path)
     search = _search(search_k, probe, opened)
-    cols = _vector_columns(frame.columns, columns, opened)
-    kind = _label_kind(opened)
-    meta = _dask_tidy.empty_result(frame._meta.index, k, kind)
+    spec = _vector_spec(frame._meta, columns, opened)
+    meta = _dask_tidy.empty_result(frame._meta.index, k, _dask_tidy.neighbor_taker(opened))
     return frame.map_partitions(
         _dask_tidy.query_partition,
         path,
         k,
         search,
-        cols,
-        kind,
+        spec,
         meta=meta,
         align_dataframes=False,
     )
@@ -239,7 +286,9 @@ def query_items(
     ----------
     items : dask.dataframe.Series
         Labels (``by="label"``) or item ids (``by="id"``, an integer dtype: floats such as 2.0
-        are refused, as by ``AnnoyIndex.query_items``) of stored items.
+        are refused, as by ``AnnoyIndex.query_items``) of stored items. Labels a pandas frame
+        stored are given as that frame's index labels (Timestamps, floats, category values,
+        tuples...).
     index : str, path-like or file-backed AnnoyIndex
         The index file; it must exist at the same path on every worker.
     k : int
@@ -255,7 +304,8 @@ def query_items(
     -------
     dask.dataframe.DataFrame
         The same tidy format as :func:`query_dataframe`, indexed like `items`.
-        Unknown labels raise KeyError and out-of-range ids IndexError at compute time.
+        Unknown labels raise KeyError, out-of-range ids IndexError and missing ids (NA in a
+        nullable ``Int64`` Series) ValueError at compute time.
 
     Examples
     --------
@@ -280,24 +330,23 @@ def query_items(
     path = _index_path(index)
     opened = open_index(path)
     search = _search(search_k, probe, opened)
-    kind = _label_kind(opened)
+    has_labels = opened.labels is not None
     if by is None:
-        by = "label" if kind is not None else "id"
+        by = "label" if has_labels else "id"
     if by not in ("label", "id"):
         raise ValueError(f"'by' must be 'label' or 'id' (got {by!r})")
-    if by == "label" and kind is None:
+    if by == "label" and not has_labels:
         raise ValueError("'by' is 'label' but the index file has no labels; use by='id'")
     if by == "id" and not _holds_ints(items):
         # as AnnoyIndex.query_items: ids must be ints; a cast would turn 1.7 into item 1
         raise TypeError(f"'items' must hold int item ids for by='id' (got dtype {items.dtype})")
-    meta = _dask_tidy.empty_result(items._meta.index, k, kind)
+    meta = _dask_tidy.empty_result(items._meta.index, k, _dask_tidy.neighbor_taker(opened))
     return items.map_partitions(
         _dask_tidy.query_items_partition,
         path,
         k,
         search,
         by == "label",
-        kind,
         meta=meta,
         align_dataframes=False,
     )
@@ -430,7 +479,7 @@ def build_index(
     leaf_size : int, optional
         As ``AnnoyIndex(leaf_size=...)``.
     labels : sequence of str or int, optional
-        One label per row, stored in the file.
+        One unique label per row, stored in the file.
     metadata : dict, optional
         JSON-serialisable metadata stored in the file.
     trees_per_task : int, default 1
@@ -447,6 +496,9 @@ def build_index(
     -----
     Runs on the active Dask scheduler: the ``distributed.Client`` in use if there is one,
     otherwise Dask's local threads.
+
+    Every argument (the labels' count, types and uniqueness, the metadata, the seed, the leaf
+    size, the output path) is checked before any task is submitted.
 
     Examples
     --------
@@ -468,17 +520,8 @@ def build_index(
     from annoy_adapters import _dask_tidy
     from annoy_adapters.core import AnnoyIndex, assemble
 
-    vectors_path = os.fspath(vectors) if isinstance(vectors, (str, os.PathLike)) else None
-    if vectors_path is None or not vectors_path.endswith(".npy"):
-        raise TypeError(
-            f"'vectors' must be the path of a .npy file shared by the workers (got {vectors!r})"
-        )
-    vectors_path = os.path.abspath(vectors_path)
-    if not os.path.isfile(vectors_path):
-        raise FileNotFoundError(f"'vectors' file not found: {vectors_path!r}")
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(f"'path' must be in an existing folder (got {os.fspath(path)!r})")
+    vectors_path, n_rows = _check_vectors(vectors)
+    out = _check_output(path, vectors_path)
     if isinstance(n_trees, bool) or not isinstance(n_trees, (int, np.integer)) or n_trees < 1:
         raise ValueError(f"'n_trees' must be a positive int (got {n_trees!r})")
     if (
@@ -487,7 +530,13 @@ def build_index(
         or trees_per_task < 1
     ):
         raise ValueError(f"'trees_per_task' must be a positive int (got {trees_per_task!r})")
-    AnnoyIndex(1, metric, vector_dtype=vector_dtype)  # checks both before any task runs
+    # Everything the calling process checks after the trees are built, checked before any task
+    # runs: a mistake in the labels must not cost the whole build.
+    checker = AnnoyIndex(1, metric, seed=seed, leaf_size=leaf_size, vector_dtype=vector_dtype)
+    if metadata is not None:
+        checker.set_metadata(metadata)
+    if labels is not None:
+        labels = _checked_labels(labels, n_rows, vectors_path)
     tree_ids = list(range(int(n_trees)))
     groups = [tree_ids[i : i + trees_per_task] for i in range(0, len(tree_ids), trees_per_task)]
     task = dask.delayed(_dask_tidy.build_trees_task, pure=True)
@@ -498,13 +547,77 @@ def build_index(
         vectors_path,
         metric,
         list(parts),
-        os.fspath(path),
+        out,
         seed=seed,
         leaf_size=leaf_size,
         labels=labels,
         metadata=metadata,
         vector_dtype=vector_dtype,
     )
+
+
+def _check_vectors(vectors: Any) -> tuple[str, int]:
+    """The absolute path of the shared ``.npy`` file and its number of rows (header only)."""
+    path = os.fspath(vectors) if isinstance(vectors, (str, os.PathLike)) else None
+    if path is None or not path.endswith(".npy"):
+        raise TypeError(
+            f"'vectors' must be the path of a .npy file shared by the workers (got {vectors!r})"
+        )
+    path = os.path.abspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"'vectors' file not found: {path!r}")
+    try:
+        shape = np.load(path, mmap_mode="r").shape  # reads the header, maps no data
+    except (ValueError, OSError) as exc:
+        raise ValueError(f"'vectors' must be a readable .npy file ({path!r}: {exc})") from None
+    if len(shape) != 2:
+        raise ValueError(f"'vectors' must hold a 2-D array (got shape {shape} in {path!r})")
+    return path, int(shape[0])
+
+
+def _check_output(path: Any, vectors_path: str) -> str:
+    """``path`` as given, checked to be a new or replaceable file in a writable folder."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"'path' must be a str or path-like (got {type(path).__name__})")
+    given = os.fspath(path)
+    target = os.path.abspath(given)
+    folder = os.path.dirname(target)
+    if os.path.isdir(target):
+        raise IsADirectoryError(f"'path' must be a file path, not a directory (got {given!r})")
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"'path' must be in an existing folder (got {given!r})")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(
+            f"'path' must be in a folder you can write to (got {given!r}; the new file is "
+            "written beside it, then renamed)"
+        )
+    if os.path.exists(target) and os.path.samefile(target, vectors_path):
+        raise ValueError(f"'path' is the 'vectors' file itself (got {given!r})")
+    return given
+
+
+def _checked_labels(labels: Any, n_rows: int, vectors_path: str) -> np.ndarray:
+    """The labels as the core stores them, checked (count, type, uniqueness) by the core."""
+    from annoy_adapters import AnnoyIndex
+
+    try:
+        count = len(labels)
+    except TypeError:
+        raise TypeError(
+            f"'labels' must be a sequence of str or int (got {type(labels).__name__})"
+        ) from None
+    if count != n_rows:
+        raise ValueError(
+            f"'labels' must hold one label per row of 'vectors' ({n_rows} rows in "
+            f"{vectors_path!r}; got {count} labels)"
+        )
+    # An index with items 0..n-1 (one stored: the rest are holes, no vectors copied) lets the
+    # core check the labels with its own rules and messages.
+    checker = AnnoyIndex(1, "euclidean")
+    if n_rows:
+        checker.add_item(n_rows - 1, [0.0])
+    checker.set_labels(labels)
+    return checker.labels
 
 
 def _open_on_worker(path: str) -> int:

@@ -1,7 +1,11 @@
-"""User reports against annoy_adapters.dask, on a real distributed.LocalCluster.
+"""User reports against annoy_adapters.dask, on a real distributed.LocalCluster or the
+synchronous scheduler.
 
 Small builds (fewer than 16 rows) and the safety of replacing a file; arguments checked before
-any task runs (search_k) or refused instead of truncated (float item ids).
+any task runs (search_k, labels, metadata, the output path) or refused instead of truncated
+(float item ids, missing Int64 ids); files written by the pandas accessor answer as the accessor
+does (decoded labels, vector columns, Arrow and nullable columns, column lists) and
+scikit-learn's recorded feature order is honoured.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ da = pytest.importorskip("dask.array")
 dd = pytest.importorskip("dask.dataframe")
 distributed = pytest.importorskip("distributed")
 
+import annoy_adapters.dask  # noqa: E402
+import annoy_adapters.pandas  # noqa: E402  (registers df.annoy)
 from annoy_adapters import AnnoyIndex, IndexFileError, load  # noqa: E402
 from annoy_adapters.core import assemble, build_trees  # noqa: E402
 from annoy_adapters.dask import (  # noqa: E402
@@ -123,3 +129,255 @@ def test_int_item_ids_equal_the_core(client, index_path):
     ids, dist = load(index_path).query_items([1, 3, 59], 3, search_k=50)
     np.testing.assert_array_equal(result["neighbor"].to_numpy(), ids.reshape(-1))
     np.testing.assert_array_equal(result["distance"].to_numpy(), dist.reshape(-1))
+
+
+# -- files written by the pandas accessor: labels as the frame's index ---------------------------
+
+
+@pytest.fixture
+def sync():
+    with dask.config.set(scheduler="sync"):
+        yield
+
+
+def _labelled_frames() -> dict[str, pd.Index]:
+    n = 40
+    return {
+        "datetime": pd.date_range("2024-01-01", periods=n, freq="h", name="t"),
+        "datetime_tz": pd.date_range("2024-03-30", periods=n, freq="h", tz="Europe/Paris"),
+        "float": pd.Index(np.arange(n) * 0.5 + 0.25, name="x"),
+        "category": pd.CategoricalIndex([f"c{i}" for i in range(n)], name="c"),
+        "mixed": pd.Index([i if i % 2 else f"s{i}" for i in range(n)], dtype=object),
+        "uint64_high": pd.Index(np.arange(n, dtype=np.uint64) + np.uint64(2**63)),
+        "tuples": pd.MultiIndex.from_arrays([[f"g{i % 4}" for i in range(n)], range(n)]),
+    }
+
+
+@pytest.mark.parametrize("kind", list(_labelled_frames()))
+def test_pandas_labels_come_back_as_the_frames_index(client, tmp_path, kind):
+    index = _labelled_frames()[kind]
+    df = pd.DataFrame(_data(len(index), seed=2), index=index, columns=list("abcd"))
+    path = tmp_path / f"{kind}.annoy"
+    df.annoy.build(path=path, seed=0, n_trees=3)
+    # Dask frames take no MultiIndex: its rows are labelled by tuples. Dask's string conversion
+    # would turn the mixed labels 1, "s0" into "1", "s0".
+    queries = df.iloc[[0, 7, 21, 39]].set_axis(df.index[[0, 7, 21, 39]].to_flat_index())
+    with dask.config.set({"dataframe.convert-string": False}):
+        frame = dd.from_pandas(queries, npartitions=2, sort=False)
+        items = dd.from_pandas(pd.Series(queries.index), npartitions=2, sort=False)
+
+    lazy = query_dataframe(frame, path, k=3)
+    out = lazy.compute()
+    pd.testing.assert_series_equal(out.dtypes, lazy.dtypes)  # meta == computed
+    want = df.annoy.query(queries, k=3, index=path)
+    pd.testing.assert_frame_equal(out.set_index("rank", append=True), want)
+
+    # query_items takes the labels as the frame knows them (Timestamps, 'c0', 0.25, tuples...)
+    lazy = query_items(items, path, k=3)
+    by_label = lazy.compute()
+    pd.testing.assert_series_equal(by_label.dtypes, lazy.dtypes)
+    assert by_label["neighbor"][by_label["rank"] == 0].tolist() == queries.index.tolist()
+    assert by_label["neighbor"].tolist() == want["neighbor"].tolist()
+
+
+def test_unknown_pandas_label_names_the_users_value(sync, tmp_path):
+    df = pd.DataFrame(_data(10), index=pd.Index(np.arange(10) + 0.5), columns=list("abcd"))
+    path = tmp_path / "f.annoy"
+    df.annoy.build(path=path, seed=0, n_trees=2)
+    items = dd.from_pandas(pd.Series([0.5, 99.5]), npartitions=1)
+    with pytest.raises(KeyError, match=r"'items' holds a label not in the index.*99\.5 at row 1"):
+        query_items(items, path, k=2).compute()
+
+
+# -- Arrow, nullable and vector columns -----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def plain_index(tmp_path_factory) -> tuple[str, np.ndarray]:
+    X = _data(50, seed=4)
+    path = tmp_path_factory.mktemp("columns") / "plain.annoy"
+    index = AnnoyIndex(F, "euclidean", seed=3)
+    index.add_items(X)
+    index.set_labels([f"w{i}" for i in range(len(X))])
+    index.build(3)
+    index.save(str(path))
+    return str(path), X
+
+
+@pytest.mark.parametrize("dtype", ["float[pyarrow]", "double[pyarrow]", "Float64", "Float32"])
+def test_arrow_and_nullable_columns_are_read_as_numbers(sync, plain_index, dtype):
+    path, X = plain_index
+    frame = pd.DataFrame(X[:12], columns=list("abcd")).astype(dtype)
+    out = query_dataframe(dd.from_pandas(frame, npartitions=3), path, k=3).compute()
+    ids, dist = load(path).query(X[:12], 3)
+    assert out["neighbor"].tolist() == [f"w{i}" for i in ids.ravel()]
+    np.testing.assert_array_equal(out["distance"].to_numpy(), dist.ravel())
+
+
+def test_missing_value_in_a_nullable_column_names_column_and_row(sync, plain_index):
+    path, X = plain_index
+    frame = pd.DataFrame(X[:12], columns=list("abcd"), index=[f"q{i}" for i in range(12)])
+    frame = frame.astype("Float64")
+    frame.loc["q9", "c"] = pd.NA
+    lazy = query_dataframe(dd.from_pandas(frame, npartitions=3, sort=False), path, k=2)
+    message = r"column 'c' has a missing value \(NaN\) at row 'q9' \(position 1\).*partition 2"
+    with pytest.raises(ValueError, match=message):
+        lazy.compute()
+
+
+def test_a_pandas_vector_column_file_is_queried_through_its_column(sync, tmp_path):
+    X = _data(30, seed=6)
+    source = pd.DataFrame({"emb": list(X)}, index=pd.Index([f"w{i}" for i in range(30)]))
+    path = tmp_path / "emb.annoy"
+    source.annoy.build(columns="emb", path=path, seed=0, n_trees=3)
+    table = tmp_path / "emb.parquet"
+    pd.DataFrame({"word": source.index, "emb": list(X)}).to_parquet(table)
+    want = source.annoy.query(source.iloc[:6], k=3, index=path)
+
+    for backend in ("numpy_nullable", "pyarrow"):  # object cells, then an Arrow list column
+        frame = dd.read_parquet(table, dtype_backend=backend).set_index("word", sort=False)
+        for columns in (None, "emb", ["emb"]):  # the recorded vector column, or named
+            got = query_dataframe(
+                frame.partitions[0].head(6, compute=False), path, 3, columns=columns
+            ).compute()
+            pd.testing.assert_frame_equal(
+                got.set_index("rank", append=True), want, check_names=False, check_index_type=False
+            )
+
+
+def test_a_vector_column_of_a_file_without_recorded_columns(sync, plain_index, tmp_path):
+    path, X = plain_index
+    table = tmp_path / "vectors.parquet"
+    pd.DataFrame({"word": [f"q{i}" for i in range(8)], "emb": list(X[:8])}).to_parquet(table)
+    frame = dd.read_parquet(table, dtype_backend="pyarrow", npartitions=2)
+    out = query_dataframe(frame, path, k=2, columns="emb").compute()
+    ids, _ = load(path).query(X[:8], 2)
+    assert out["neighbor"].tolist() == [f"w{i}" for i in ids.ravel()]
+    short = tmp_path / "short.parquet"
+    pd.DataFrame({"emb": list(X[:4, :3])}).to_parquet(short)
+    with pytest.raises(ValueError, match=r"column 'emb' holds vectors of 3 values.*f=4"):
+        query_dataframe(dd.read_parquet(short), path, k=2).compute()
+
+
+@pytest.mark.parametrize(
+    "make",
+    [list, tuple, pd.Index, np.array, pd.Series],
+    ids=["list", "tuple", "Index", "ndarray", "Series"],
+)
+def test_columns_take_what_pandas_takes(sync, plain_index, make):
+    path, X = plain_index
+    frame = pd.DataFrame(X[:6], columns=list("abcd"))
+    frame["extra"] = 1.0
+    out = query_dataframe(dd.from_pandas(frame, npartitions=2), path, 2, columns=make(list("abcd")))
+    ids, _ = load(path).query(X[:6], 2)
+    assert out.compute()["neighbor"].tolist() == [f"w{i}" for i in ids.ravel()]
+
+
+def test_a_column_named_twice_is_refused(plain_index):
+    path, X = plain_index
+    frame = dd.from_pandas(pd.DataFrame(X[:6], columns=list("abcd")), npartitions=1)
+    with pytest.raises(ValueError, match=r"'columns' lists a column twice"):
+        query_dataframe(frame, path, k=2, columns=["a", "a", "a", "a"])
+
+
+def test_scikit_learn_feature_order_recorded_in_the_file_is_honoured(sync, tmp_path):
+    sklearn = pytest.importorskip("annoy_adapters.sklearn")
+    X = _data(40, seed=8).astype(np.float64)
+    df = pd.DataFrame(X, columns=list("abcd"))
+    path = tmp_path / "sk.annoy"
+    sklearn.AnnoyTransformer(random_state=0).fit(df[["d", "c", "b", "a"]]).save(path)
+    queries = df.iloc[:6]  # columns a, b, c, d: the file's order is d, c, b, a
+    out = query_dataframe(dd.from_pandas(queries, npartitions=2), path, k=3).compute()
+    ids, dist = load(path).query(queries[["d", "c", "b", "a"]].to_numpy(np.float32), 3)
+    np.testing.assert_array_equal(out["neighbor"].to_numpy(), ids.ravel())
+    np.testing.assert_array_equal(out["distance"].to_numpy(), dist.ravel())
+    with pytest.raises(ValueError, match=r"don't match the columns .* was built on"):
+        query_dataframe(dd.from_pandas(queries, npartitions=1), path, 3, columns=list("abcd"))
+
+
+# -- build_index: every check before the first task -----------------------------------------------
+
+
+def _no_task_runs(build):
+    """Run ``build`` (which must raise) and assert that no Dask task started."""
+    from dask.callbacks import Callback
+
+    started: list = []
+    with dask.config.set(scheduler="sync"), Callback(pretask=lambda *a: started.append(a[0])):
+        build()
+    assert started == []
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        (
+            {"labels": [f"v{i}" for i in range(19)]},
+            ValueError,
+            r"'labels' must hold one label "
+            r"per row of 'vectors' \(20 rows",
+        ),
+        ({"labels": ["same"] * 20}, ValueError, r"'labels' must be unique"),
+        ({"labels": [1.5] * 20}, TypeError, r"'labels' must be all str or all int"),
+        ({"metadata": {"when": {1, 2}}}, ValueError, r"'metadata' must be JSON-serialisable"),
+    ],
+    ids=["labels-count", "labels-duplicate", "labels-float", "metadata"],
+)
+def test_build_index_checks_labels_and_metadata_before_any_task(tmp_path, kwargs, error, message):
+    np.save(tmp_path / "v.npy", _data(20))
+
+    def build():
+        with pytest.raises(error, match=message):
+            build_index(tmp_path / "v.npy", tmp_path / "o.annoy", n_trees=4, **kwargs)
+
+    _no_task_runs(build)
+    assert sorted(os.listdir(tmp_path)) == ["v.npy"]
+
+
+def test_build_index_into_a_directory_names_the_users_path_before_any_task(tmp_path):
+    np.save(tmp_path / "v.npy", _data(20))
+    (tmp_path / "out").mkdir()
+
+    def build():
+        with pytest.raises(IsADirectoryError, match=r"'path' must be a file path.*'[^']*out'"):
+            build_index(tmp_path / "v.npy", tmp_path / "out", n_trees=2)
+
+    _no_task_runs(build)
+    assert os.listdir(tmp_path / "out") == []
+
+
+def test_build_index_into_a_missing_folder_fails_before_any_task(tmp_path):
+    np.save(tmp_path / "v.npy", _data(20))
+
+    def build():
+        with pytest.raises(FileNotFoundError, match=r"'path' must be in an existing folder"):
+            build_index(tmp_path / "v.npy", tmp_path / "no" / "o.annoy", n_trees=2)
+
+    _no_task_runs(build)
+
+
+# -- nullable item ids ----------------------------------------------------------------------------
+
+
+def test_missing_int64_item_ids_are_named(sync, index_path):
+    series = dd.from_pandas(pd.Series([1, None, 3], dtype="Int64"), npartitions=1)
+    lazy = query_items(series, index_path, k=2, by="id")
+    with pytest.raises(ValueError, match=r"'items' \(dtype Int64\) has a missing value.*row 1"):
+        lazy.compute()
+    whole = dd.from_pandas(pd.Series([1, 3], dtype="Int64"), npartitions=1)
+    got = query_items(whole, index_path, k=2, by="id").compute()
+    ids, _ = load(index_path).query_items([1, 3], 2)
+    np.testing.assert_array_equal(got["neighbor"].to_numpy(), ids.ravel())
+
+
+# -- docs -----------------------------------------------------------------------------------------
+
+
+def test_docs_describe_the_cache_key_the_code_uses():
+    from pathlib import Path
+
+    doc = annoy_adapters.dask.__doc__
+    assert "inode" in doc and "(path, modification time, size)" not in doc
+    page = (Path(__file__).resolve().parents[1] / "docs" / "dask.md").read_text()
+    spark = page[page.index("## Spark") :]
+    assert "inode" in spark and "keyed by path and modification time" not in spark
