@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["decode_keys", "encode_keys", "key_kind"]
+__all__ = ["decode_keys", "encode_keys", "int_tagged_keys", "key_kind", "plain_keys"]
 
 _INT_TYPES = (int, np.integer)
 _STR_TYPES = (str, np.str_)
@@ -127,15 +127,39 @@ def encode_keys(keys: Sequence[Any]) -> tuple[list[str] | np.ndarray, dict[str, 
     is_int = np.fromiter((isinstance(k, _INT_TYPES) for k in keys), dtype=bool, count=len(keys))
     labels = [str(k) for k in keys]
     if len(set(labels)) != len(labels):
-        raise ValueError(
-            "keys mix int and str tags where an int tag k and the str tag str(k) both occur; "
-            "the index file cannot tell them apart (rename the str tags)"
-        )
+        raise ValueError(_collision_message(keys, labels))
     meta = {"key_type": "mixed", "int_key_runs": _int_runs(is_int)}
     # which labels the runs describe: another adapter may replace the labels and keep this
     # section (the core keeps metadata), and runs applied to other labels would misread them
     meta["label_ends"] = [labels[0], labels[-1]] if labels else []
     return labels, meta
+
+
+def _collision_message(keys: Sequence[Any], labels: list[str]) -> str:
+    """Why ``keys`` cannot be stored: the first two of them that share one label."""
+    seen: dict[str, int] = {}
+    for pos, label in enumerate(labels):
+        if label in seen:
+            first = seen[label]
+            break
+        seen[label] = pos
+    else:  # pragma: no cover - only called when two labels are equal
+        raise AssertionError("no two keys share a label")
+    a, b = keys[first], keys[pos]
+    where = f"at positions {first} and {pos}"
+    if isinstance(a, _INT_TYPES) == isinstance(b, _INT_TYPES):
+        return f"the keys hold {_shown(a)} twice ({where}); keys must be unique"
+    int_key, str_key = (a, b) if isinstance(a, _INT_TYPES) else (b, a)
+    return (
+        "keys mix int and str tags where an int tag k and the str tag str(k) both occur "
+        f"(first: {_shown(int_key)} and {_shown(str_key)}, {where}); the index file cannot "
+        "tell them apart (rename the str tags)"
+    )
+
+
+def _shown(key: Any) -> str:
+    """``repr`` of a key as a plain Python value (``5``, not ``np.int64(5)``)."""
+    return repr(int(key) if isinstance(key, _INT_TYPES) else str(key))
 
 
 def decode_keys(
@@ -169,13 +193,99 @@ def decode_keys(
     arr = np.asarray(labels)
     if arr.dtype.kind in "iu":
         return arr.astype(np.int64).tolist()
+    keys = int_tagged_keys(labels, meta)
+    return np.asarray(labels, dtype=object).tolist() if keys is None else keys
+
+
+def int_tagged_keys(
+    labels: Sequence[Any] | np.ndarray, meta: dict[str, Any] | None
+) -> list[Any] | None:
+    """The keys of str ``labels`` whose int runs ``meta`` records, or None if it records none.
+
+    This is how another adapter tells gensim's text labels of int keys (mixed tags, ints beyond
+    int64) from plain str labels: None when ``meta`` has no ``int_key_runs``, or when its
+    ``label_ends`` show the runs describe other labels (the labels were replaced since).
+
+    Parameters
+    ----------
+    labels : sequence of str or numpy.ndarray
+        ``AnnoyIndex.labels`` of a file with str labels.
+    meta : dict or None
+        The file's ``metadata["gensim"]``.
+
+    Returns
+    -------
+    list or None
+        Keys in item-id order (Python ``int`` where the runs say so, else ``str``), or None.
+
+    Examples
+    --------
+    >>> labels, meta = encode_keys([0, 1, "doc2"])
+    >>> int_tagged_keys(labels, meta)
+    [0, 1, 'doc2']
+    >>> int_tagged_keys(["a", "b"], {"key_type": "str"}) is None
+    True
+    """
     keys = np.asarray(labels, dtype=object)
     ints = _int_keys(keys, meta or {})
-    if ints is not None:
-        keys = keys.copy()
-        for (start, stop), values in ints:
-            keys[start:stop] = values
+    if ints is None:
+        return None
+    keys = keys.copy()
+    for (start, stop), values in ints:
+        keys[start:stop] = values
     return keys.tolist()
+
+
+def plain_keys(values: Sequence[Any] | np.ndarray, where: str) -> list[Any]:
+    """``values`` as gensim keys: Python ``str`` and ``int`` objects, in the same order.
+
+    Parameters
+    ----------
+    values : sequence, numpy.ndarray or pandas.Index
+        Labels another adapter decoded (e.g. a pandas index read back from the file).
+    where : str
+        What holds them, for the error message (e.g. the file's path).
+
+    Returns
+    -------
+    list
+        The values, NumPy scalars turned into the equal Python ``str`` / ``int``.
+
+    Raises
+    ------
+    ValueError
+        If a value is not a str or an int (bool, float, timestamp, tuple, missing...), naming
+        the first such value, its position and `where`.
+
+    Examples
+    --------
+    >>> plain_keys(np.array([3, 4]), "f.annoy")
+    [3, 4]
+    >>> plain_keys([0.5], "f.annoy")
+    Traceback (most recent call last):
+    ...
+    ValueError: 'f.annoy' holds labels that are not gensim keys: ...
+    """
+    keys = values.tolist() if hasattr(values, "tolist") else list(values)
+    types = set(map(type, keys))
+    if types <= {str, int}:
+        return keys
+    bad = {t for t in types if _not_a_key_type(t)}
+    if bad:
+        pos, value = next((i, k) for i, k in enumerate(keys) if type(k) in bad)
+        raise ValueError(
+            f"{where!r} holds labels that are not gensim keys: label {value!r} (item {pos}) is "
+            f"a {type(value).__name__}, and gensim keys are str or int; build the file from "
+            "str or int labels (with pandas, e.g. df.set_axis(df.index.astype(str))), or read "
+            "it with annoy_adapters.pandas, which decodes them"
+        )
+    return [str(k) if isinstance(k, _STR_TYPES) else int(k) for k in keys]
+
+
+def _not_a_key_type(t: type) -> bool:
+    if issubclass(t, (bool, np.bool_)):
+        return True
+    return not issubclass(t, _STR_TYPES + _INT_TYPES)
 
 
 def _int_keys(keys: np.ndarray, meta: dict[str, Any]) -> list[Any] | None:

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "decoded_labels",
+    "gensim_keys",
     "label_ends",
     "pandas_label_codec",
     "pandas_section",
@@ -54,13 +55,13 @@ def recorded_columns(index: AnnoyIndex) -> tuple[list[Any], bool] | None:
     for adapter, key in OTHER_COLUMN_NAMES:
         section = index.metadata.get(adapter)
         names = section.get(key) if isinstance(section, dict) else None
-        # One string name per dimension, or the entry isn't a column list we can trust.
-        if (
-            isinstance(names, list)
-            and len(names) == index.f
-            and all(isinstance(c, str) for c in names)
-        ):
-            return list(names), False
+        if not isinstance(names, list) or not all(isinstance(c, str) for c in names):
+            continue  # not a column list we can trust
+        whole = section.get("vector_column")  # the CLI's, since it records list columns
+        if whole is None:  # older CLI files: one name for several dimensions is a list column
+            whole = len(names) == 1 and index.f > 1
+        if (len(names) == 1) if whole else (len(names) == index.f):
+            return list(names), bool(whole)
     return None
 
 
@@ -73,12 +74,31 @@ def label_ends(labels: np.ndarray) -> list[Any]:
     return [to_jsonable(labels[0]), to_jsonable(labels[-1])]
 
 
+def gensim_keys(index: AnnoyIndex, labels: np.ndarray) -> list[Any] | None:
+    """gensim's keys when ``labels`` are gensim's text for int keys (mixed tags, ints beyond
+    int64), else None.
+
+    gensim writes its section and its labels together and pandas never re-saves a file, so
+    when the section's fingerprint matches the labels they are gensim's, even in a file pandas
+    built first.
+    """
+    meta = index.metadata.get("gensim")
+    if not isinstance(meta, dict) or np.asarray(labels).dtype.kind in "iu":
+        return None
+    from annoy_adapters._gensim_keys import int_tagged_keys
+
+    return int_tagged_keys(labels, meta)
+
+
 def pandas_label_codec(index: AnnoyIndex, labels: np.ndarray) -> dict[str, Any] | None:
     """The pandas label codec, if the file's ``labels`` are still the ones pandas wrote.
 
     An adapter that re-saves the file with its own labels keeps the pandas section; the stored
-    first and last labels tell such labels apart from pandas' own.
+    first and last labels tell such labels apart from pandas' own (and gensim's, whose own
+    fingerprint wins: see :func:`gensim_keys`).
     """
+    if gensim_keys(index, labels) is not None:
+        return None
     meta = pandas_section(index)
     codec = meta.get("index") if meta else None
     if not isinstance(codec, dict):
@@ -96,11 +116,17 @@ def decoded_labels(index: AnnoyIndex) -> pd.Index | np.ndarray | None:
     """The file's labels as their builder knew them, in item-id order (None: no labels).
 
     Labels pandas encoded (timestamps, floats, categories, tuples, mixed types...) come back as
-    the pandas Index it was built from; any other labels as the core's array.
+    the pandas Index it was built from; gensim's int keys among str keys (or beyond int64) as an
+    object array of Python ints and strs; any other labels as the core's array.
     """
     labels = index.labels
     if labels is None:
         return None
+    keys = gensim_keys(index, labels)
+    if keys is not None:
+        out = np.empty(len(keys), dtype=object)
+        out[:] = keys
+        return out
     codec = pandas_label_codec(index, labels)
     if codec is None:
         return labels

@@ -33,7 +33,8 @@ import numpy as np
 
 from annoy_adapters import AnnoyIndex, IndexFileError
 from annoy_adapters import load as _load_index
-from annoy_adapters._gensim_keys import decode_keys, encode_keys
+from annoy_adapters._gensim_keys import decode_keys, encode_keys, plain_keys
+from annoy_adapters._recorded import decoded_labels
 from annoy_adapters.core import RowError
 
 if TYPE_CHECKING:
@@ -160,6 +161,28 @@ def _normed_vectors(kv: KeyedVectors) -> np.ndarray:
         vectors = vectors.copy()
         vectors[bad] = 0.0
     return vectors
+
+
+def _file_keys(index: AnnoyIndex) -> list[Any]:
+    """The keys of a loaded file's items, in item-id order, as Python str / int objects.
+
+    gensim's own section decodes the labels it wrote (int tags among str ones). A file another
+    adapter wrote has its labels as that adapter knew them: pandas' encoded index labels
+    (categories, an object index mixing str and int...) come back decoded, and must then be
+    str or int; a file without labels has the item ids as keys.
+
+    Raises
+    ------
+    ValueError
+        If pandas' labels are not all str or int (floats, timestamps, tuples, missing...).
+    """
+    meta = index.metadata.get("gensim")
+    if isinstance(meta, dict):
+        return decode_keys(index.labels, meta, index.get_n_items())
+    labels = decoded_labels(index)
+    if labels is None or isinstance(labels, np.ndarray):  # the core's own str / int labels
+        return decode_keys(labels, None, index.get_n_items())
+    return plain_keys(labels, index.path or "the index")
 
 
 class AnnoyIndexer:
@@ -444,7 +467,8 @@ class AnnoyIndexer:
 
         Called on an instance (gensim's style) it fills that instance in; called on the class it
         makes a new indexer. Both return the indexer. The keys come from the file's labels (the
-        item ids for a file without labels, e.g. one written by ``AnnoyIndex.save``); ``num_trees``
+        item ids for a file without labels, e.g. one written by ``AnnoyIndex.save``; the
+        frame's index labels, decoded, for one written by the pandas accessor); ``num_trees``
         and ``search_k`` come from the file. ``model`` is left as it is: it is not needed.
 
         Parameters
@@ -465,7 +489,8 @@ class AnnoyIndexer:
             If ``fname`` is not a valid index file (a ``ValueError``); files saved by gensim's
             own AnnoyIndexer need :meth:`from_annoy_file`.
         ValueError
-            If the index's metric is not angular.
+            If the index's metric is not angular, or its labels are pandas index labels that
+            are not all str or int (floats, timestamps, tuples, missing labels...).
 
         Examples
         --------
@@ -486,7 +511,7 @@ class AnnoyIndexer:
                 ) from exc
             raise
         meta = index.metadata.get("gensim") or {}
-        keys = decode_keys(index.labels, meta, index.get_n_items())
+        keys = _file_keys(index)
         self._adopt(index, keys, in_file=True, source=meta.get("source"))
         self.search_k = meta.get("search_k", -1)
         self.probe = meta.get("probe")
@@ -576,6 +601,5 @@ class AnnoyIndexer:
         if self.index is None:
             return
         if self.labels is None:
-            meta = self.index.metadata.get("gensim") or {}
-            self.labels = decode_keys(self.index.labels, meta, self.index.get_n_items())
+            self.labels = _file_keys(self.index)
         self._set_keys(self.labels, in_file=self._keys_in_file)

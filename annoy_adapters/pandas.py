@@ -42,12 +42,9 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from annoy_adapters import AnnoyIndex
 from annoy_adapters._cache import open_index
-from annoy_adapters._pandas_codec import (
-    decode_labels,
-    encode_labels,
-    to_json_metadata,
-)
-from annoy_adapters._pandas_result import LabelTaker, check_rank_free, drop_self, to_frame
+from annoy_adapters._pandas_codec import encode_labels, to_json_metadata
+from annoy_adapters._pandas_labels import check_same_rows, label_taker
+from annoy_adapters._pandas_result import check_rank_free, drop_self, to_frame
 from annoy_adapters._pandas_vectors import (
     ColumnSpec,
     can_hold_vectors,
@@ -57,7 +54,7 @@ from annoy_adapters._pandas_vectors import (
     naming_rows,
     resolve_columns,
 )
-from annoy_adapters._recorded import label_ends, pandas_label_codec, recorded_columns
+from annoy_adapters._recorded import label_ends, recorded_columns
 from annoy_adapters._sklearn_graph import put_self_first
 
 __all__ = ["DEFAULT_N_TREES", "AnnoyDataFrameAccessor", "AnnoySeriesAccessor"]
@@ -170,61 +167,6 @@ def _same_columns(df: pd.DataFrame, saved: ColumnSpec, what: str, where: str) ->
             f"dtype {df[names[0]].dtype}"
         )
     return spec
-
-
-def _label_taker(idx: AnnoyIndex, frame_index: pd.Index | None) -> LabelTaker:
-    """Map item ids to labels: the file's labels if it has any, else the frame's index."""
-    labels = idx.labels
-    if labels is not None:
-        codec = pandas_label_codec(idx, labels)
-        if codec is None:
-            return pd.Index(labels).take
-        raw = np.asarray(labels)
-
-        def take(ids: np.ndarray) -> pd.Index:
-            # Decode only the labels that were found, each once.
-            uniq, inverse = np.unique(ids, return_inverse=True)
-            return decode_labels(raw[uniq], codec).take(inverse.ravel())
-
-        return take
-    n_items = idx.get_n_items()
-    if frame_index is not None and len(frame_index) == n_items:
-        return frame_index.take
-    raise ValueError(
-        f"{_where(idx)} stores no labels and holds {n_items} items, but the frame has "
-        f"{0 if frame_index is None else len(frame_index)} rows, so its item ids can't be "
-        "mapped to the frame's index labels; call query() on the frame the index was built from"
-    )
-
-
-def _check_same_rows(idx: AnnoyIndex, index: pd.Index) -> None:
-    """neighbors(index=...) searches among the frame's own rows: item i must be row i."""
-    n_items = idx.get_n_items()
-    if n_items != len(index):
-        raise ValueError(
-            f"{_where(idx)} holds {n_items} items but the frame has {len(index)} rows; "
-            "neighbors(index=...) needs the index built from this frame "
-            "(use query() to search an index built from other rows)"
-        )
-    labels = idx.labels
-    if labels is None:
-        return
-    codec = pandas_label_codec(idx, labels)
-    if codec is not None:
-        mine, my_codec = encode_labels(index)
-        same_codec = my_codec["codec"] == codec.get("codec")
-        theirs = np.asarray(labels)
-    else:
-        same_codec, mine, theirs = True, index.to_numpy(dtype=object), np.asarray(labels, object)
-    differ = ~(np.asarray(mine, dtype=object) == np.asarray(theirs, dtype=object))
-    if not same_codec or differ.any():
-        pos = int(np.flatnonzero(differ)[0]) if differ.any() else 0
-        raise ValueError(
-            f"the frame's index doesn't match the labels of {_where(idx)} "
-            f"(first difference at position {pos}: frame {index[pos]!r}, "
-            f"index file {theirs[pos]!r}); neighbors(index=...) needs the index built from "
-            "this frame, with its rows in the same order"
-        )
 
 
 def _check_unique(index: pd.Index) -> None:
@@ -521,7 +463,7 @@ class AnnoyDataFrameAccessor:
             spec = _spec_against_index(df, columns, idx, "frame")
             x = frame_vectors(df, spec)
             _check_dims(x, spec, idx)
-            _check_same_rows(idx, df.index)
+            check_same_rows(idx, df.index, _where(idx))
         n = len(df)
         available = n if include_self else n - 1
         if k > available:
@@ -605,7 +547,7 @@ class AnnoyDataFrameAccessor:
                         f"'columns' {given!r} don't match the columns {_where(idx)} was built "
                         f"on, {spec['columns']!r} (same names in the same order)"
                     )
-            take = _label_taker(idx, df.index)
+            take = label_taker(idx, df.index, _where(idx))
         x, qindex = _query_vectors(vectors_or_frame, spec, idx.f, _where(idx))
         if fmt == "tidy":
             check_rank_free(qindex)

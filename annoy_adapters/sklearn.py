@@ -593,7 +593,8 @@ class AnnoyTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         AnnoyTransformer
             A fitted estimator whose ``index_`` is backed by `path`. Its number of features
             and samples are the index's; ``feature_names_in_`` comes from the saved
-            estimator, else from the column names the pandas accessor stored.
+            estimator, else from the column names the pandas accessor or the CLI recorded
+            (when they are str, one per dimension; a column of whole vectors names none).
 
         Raises
         ------
@@ -667,14 +668,7 @@ class AnnoyTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         est._n_features_out = est.n_samples_fit_
         names = fitted.get("feature_names_in_")
         if names is None:
-            # An index built from DataFrame columns (pandas accessor, core-api convention).
-            columns = (metadata.get("pandas") or {}).get("columns")
-            if (
-                isinstance(columns, list)
-                and len(columns) == est.n_features_in_
-                and all(isinstance(c, str) for c in columns)
-            ):
-                names = columns
+            names = _recorded_feature_names(index)
         if names is not None:
             if len(names) != est.n_features_in_:
                 raise ValueError(
@@ -701,6 +695,28 @@ class AnnoyTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         # Same random_state, same data -> same forest -> same graph.
         tags.non_deterministic = False
         return tags
+
+
+def _recorded_feature_names(index: Any) -> list[str] | None:
+    """The str column names (one per dimension) another adapter recorded, or None.
+
+    The pandas accessor and the CLI record the table columns a file was built from; as
+    ``feature_names_in_`` they let scikit-learn check a DataFrame's columns (names and order)
+    as it does for any estimator fitted on one. A column holding whole vectors, or names
+    that are not all str (scikit-learn's rule for feature names), name no features.
+    """
+    from ._recorded import recorded_columns
+
+    try:
+        recorded = recorded_columns(index)
+    except ImportError:  # names JSON-encoded by pandas, so not all str: none to take
+        return None
+    if recorded is None:
+        return None
+    names, vector_column = recorded
+    if vector_column or len(names) != index.f or not all(isinstance(c, str) for c in names):
+        return None
+    return list(names)
 
 
 def _max_sq_norm_of_items(index) -> float:

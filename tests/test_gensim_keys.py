@@ -44,6 +44,20 @@ def test_mixed_collision_is_rejected() -> None:
         encode_keys([3, "3"])
 
 
+@pytest.mark.parametrize(
+    ("keys", "pair"),
+    [
+        ([0, 1, 2, "doc", "1"], "1 and '1'"),
+        (["7", "a", 3, 7], "7 and '7'"),
+        ([np.int64(5), "x", "5", "y"], "5 and '5'"),
+    ],
+)
+def test_mixed_collision_names_the_first_conflicting_pair(keys: list[object], pair: str) -> None:
+    with pytest.raises(ValueError, match=r"str\(k\)") as err:
+        encode_keys(keys)
+    assert pair in str(err.value)
+
+
 def test_no_labels_means_ids() -> None:
     assert decode_keys(None, None, n_items=4) == [0, 1, 2, 3]
 

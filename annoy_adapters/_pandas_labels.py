@@ -1,0 +1,110 @@
+"""The labels of an index file's items as a pandas user knows them.
+
+A file's core labels are str or int. pandas' own encoding (``metadata["pandas"]["index"]``)
+turns any other index label into JSON text; gensim's (``metadata["gensim"]``) stores int keys
+among str keys, and ints beyond int64, as text with the runs of positions that held ints. Both
+are decoded here, so neighbours come back as the labels the file's builder had, and a frame is
+matched against those labels (``neighbors(index=...)``) rather than their encoding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from annoy_adapters import AnnoyIndex
+from annoy_adapters._pandas_codec import decode_labels, encode_labels
+from annoy_adapters._recorded import gensim_keys as recorded_gensim_keys
+from annoy_adapters._recorded import pandas_label_codec
+
+__all__ = ["check_same_rows", "gensim_keys", "label_taker"]
+
+LabelTaker = Callable[[np.ndarray], pd.Index]
+
+
+def gensim_keys(idx: AnnoyIndex) -> pd.Index | None:
+    """gensim's keys (see :func:`annoy_adapters._recorded.gensim_keys`) as an Index, or None."""
+    labels = idx.labels
+    keys = None if labels is None else recorded_gensim_keys(idx, labels)
+    if keys is None:
+        return None
+    out = pd.Index(keys)  # object for mixed tags, uint64 (or object) beyond int64
+    return out if out.dtype.kind in "uiO" else pd.Index(keys, dtype=object)
+
+
+def label_taker(idx: AnnoyIndex, frame_index: pd.Index | None, where: str) -> LabelTaker:
+    """Map item ids to labels: the file's labels (decoded) if any, else the frame's index."""
+    labels = idx.labels
+    if labels is not None:
+        keys = gensim_keys(idx)
+        if keys is not None:
+            return keys.take
+        codec = pandas_label_codec(idx, labels)
+        if codec is None:
+            return pd.Index(labels).take
+        raw = np.asarray(labels)
+
+        def take(ids: np.ndarray) -> pd.Index:
+            # Decode only the labels that were found, each once.
+            uniq, inverse = np.unique(ids, return_inverse=True)
+            return decode_labels(raw[uniq], codec).take(inverse.ravel())
+
+        return take
+    n_items = idx.get_n_items()
+    if frame_index is not None and len(frame_index) == n_items:
+        return frame_index.take
+    raise ValueError(
+        f"{where} stores no labels and holds {n_items} items, but the frame has "
+        f"{0 if frame_index is None else len(frame_index)} rows, so its item ids can't be "
+        "mapped to the frame's index labels; call query() on the frame the index was built from"
+    )
+
+
+def check_same_rows(idx: AnnoyIndex, index: pd.Index, where: str) -> None:
+    """neighbors(index=...) searches among the frame's own rows: item i must be row i."""
+    n_items = idx.get_n_items()
+    if n_items != len(index):
+        raise ValueError(
+            f"{where} holds {n_items} items but the frame has {len(index)} rows; "
+            "neighbors(index=...) needs the index built from this frame "
+            "(use query() to search an index built from other rows)"
+        )
+    labels = idx.labels
+    if labels is None:
+        return
+    keys = gensim_keys(idx)
+    codec = None if keys is not None else pandas_label_codec(idx, labels)
+    if codec is not None:
+        mine, my_codec = encode_labels(index)
+        same_codec = my_codec["codec"] == codec.get("codec")
+        theirs = np.asarray(labels)
+    else:
+        same_codec, mine = True, index.to_numpy(dtype=object)
+        theirs = np.asarray(labels if keys is None else keys, dtype=object)
+    differ = ~(np.asarray(mine, dtype=object) == np.asarray(theirs, dtype=object))
+    if not same_codec or differ.any():
+        pos = int(np.flatnonzero(differ)[0]) if differ.any() else 0
+        frame_label = index[pos]
+        file_label = (
+            theirs[pos] if codec is None else decode_labels(theirs[pos : pos + 1], codec)[0]
+        )
+        raise ValueError(
+            f"the frame's index doesn't match the labels of {where} "
+            f"(first difference at position {pos}: frame {frame_label!r}, "
+            f"index file {file_label!r}{_type_only(frame_label, file_label)}); "
+            "neighbors(index=...) needs the index built from this frame, with its rows in the "
+            "same order"
+        )
+
+
+def _type_only(a: Any, b: Any) -> str:
+    """``"; they differ only in type, ..."`` when two labels read the same but are not equal."""
+    if str(a) != str(b):
+        return ""
+    return (
+        f"; they differ only in type, {type(a).__name__} in the frame and "
+        f"{type(b).__name__} in the file"
+    )
