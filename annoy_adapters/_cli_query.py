@@ -264,10 +264,10 @@ def cmd_query(args: argparse.Namespace) -> int:
     source, queries, targets = _query_targets(args, index, labels)
     k = k_for(index, args.k)
     if source == "items":
-        ids, dist = index.query_items(targets, k, search_k=args.search_k)
+        ids, dist = index.query_items(targets, k, search_k=args.search_k, probe=args.probe)
     else:
         try:
-            ids, dist = index.query(targets.X, k, search_k=args.search_k)
+            ids, dist = index.query(targets.X, k, search_k=args.search_k, probe=args.probe)
         except RowError as exc:
             raise CLIError(row_message(targets, exc.row, exc.reason)) from exc
     frame = _query_frame(queries, ids, dist, labels)

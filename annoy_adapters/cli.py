@@ -282,6 +282,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--search-k", type=types.search_k, default=-1, help="nodes to inspect (-1: k * trees)"
     )
+    p.add_argument(
+        "--probe",
+        type=types.positive_int,
+        help="scan the N nearest cells instead of the trees (faster at the same recall)",
+    )
     p.add_argument("-o", "--output", help="output file (default: CSV on stdout)")
     p.add_argument("--format", choices=_OUTPUT_FORMATS, help="default: from the -o suffix")
     p.set_defaults(func=cmd_query, check=check_query_usage)

@@ -213,6 +213,9 @@ class AnnoyIndexer:
         Seed of the tree build; the same seed gives the same index (for any ``n_jobs``).
     n_jobs : int, default -1
         Threads for the build; -1 uses all cores.
+    vector_dtype : {"float32", "float16"}, default "float32"
+        How the index keeps the (unit) vectors: ``"float16"`` halves their bytes in memory and
+        in the file, and answers as a float32 index of the rounded vectors would.
 
     Attributes
     ----------
@@ -252,6 +255,7 @@ class AnnoyIndexer:
         probe: int | None = None,
         seed: int | None = None,
         n_jobs: int = -1,
+        vector_dtype: str = "float32",
     ) -> None:
         self.index: AnnoyIndex | None = None
         self.labels: list[Any] | None = None
@@ -261,6 +265,7 @@ class AnnoyIndexer:
         self.probe = probe
         self.seed = seed
         self.n_jobs = n_jobs
+        self.vector_dtype = vector_dtype
         self._keys: np.ndarray | None = None
         self._source: str | None = None
         # True when the keys are exactly what index's file holds (after save/load): pickles
@@ -322,12 +327,15 @@ class AnnoyIndexer:
             raise ValueError(
                 f"'model' has {len(keys)} keys but {vectors.shape[0]} vectors in its {source}"
             )
-        index = AnnoyIndex(kv.vector_size, "angular", seed=self.seed)
+        index = AnnoyIndex(
+            kv.vector_size, "angular", seed=self.seed, vector_dtype=self.vector_dtype
+        )
         index.add_items(vectors)
         index.build(n_trees, n_jobs=self.n_jobs)
         self.index = index
         self.num_trees = index.get_n_trees()
         self.seed = index.seed
+        self.vector_dtype = index.vector_dtype
         self._source = source
         self._set_keys(keys, in_file=False)
 
@@ -582,6 +590,7 @@ class AnnoyIndexer:
         self.index = index
         self.num_trees = index.get_n_trees()
         self.seed = index.seed
+        self.vector_dtype = index.vector_dtype
         self._source = source
         self._set_keys(keys, in_file=in_file)
 
@@ -597,7 +606,8 @@ class AnnoyIndexer:
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update({"_probe": None, **state})  # pickles made before probe existed
+        # pickles made before probe and vector_dtype existed
+        self.__dict__.update({"_probe": None, "vector_dtype": "float32", **state})
         if self.index is None:
             return
         if self.labels is None:

@@ -121,12 +121,17 @@ def _saved_spec(idx: AnnoyIndex) -> ColumnSpec | None:
     return {"columns": recorded[0], "vector_column": recorded[1]}
 
 
-def _check_metric(idx: AnnoyIndex, metric: str | None) -> None:
-    if metric is not None and metric != idx.metric:
-        raise ValueError(
-            f"'metric' is {metric!r} but {_where(idx)} uses {idx.metric!r}; "
-            "leave metric=None when passing an index"
-        )
+def _check_metric(idx: AnnoyIndex, metric: str | None, vector_dtype: str | None = None) -> None:
+    """A given index's metric and vector dtype are its own: asking for others is an error."""
+    for name, asked, has in (
+        ("metric", metric, idx.metric),
+        ("vector_dtype", vector_dtype, idx.vector_dtype),
+    ):
+        if asked is not None and asked != has:
+            raise ValueError(
+                f"'{name}' is {asked!r} but {_where(idx)} uses {has!r}; "
+                f"leave {name}=None when passing an index"
+            )
 
 
 def _check_dims(x: np.ndarray, spec: ColumnSpec, idx: AnnoyIndex) -> None:
@@ -395,6 +400,7 @@ class AnnoyDataFrameAccessor:
         index: IndexLike | None = None,
         format: Format = "tidy",
         seed: int | None = None,
+        vector_dtype: str | None = None,
     ) -> pd.DataFrame:
         """The k nearest other rows of every row.
 
@@ -411,7 +417,8 @@ class AnnoyDataFrameAccessor:
         n_trees : int, optional
             Trees for a new index (default :data:`DEFAULT_N_TREES`).
         search_k : int
-            Nodes inspected per query; -1 means ``k * n_trees`` (annoy's default).
+            Candidates collected per query; -1 means annoy's default, ``n * n_trees`` for the
+            ``n`` neighbours searched (``k + 1`` when each row's own match is left out).
         probe : int, optional
             Scan the ``probe`` cells nearest each row instead of walking the trees (angular
             and euclidean indexes; see ``AnnoyIndex.query``): usually several times faster at
@@ -427,6 +434,9 @@ class AnnoyDataFrameAccessor:
             (``neighbor``/``distance``, rank).
         seed : int, optional
             Seed for a reproducible build.
+        vector_dtype : {"float32", "float16"}, optional
+            How a new index keeps the vectors (see :meth:`build`; default float32); with
+            ``index``, must be None or the index's.
 
         Returns
         -------
@@ -456,10 +466,12 @@ class AnnoyDataFrameAccessor:
         if index is None:
             spec = resolve_columns(df, columns)
             x = frame_vectors(df, spec)
-            idx = _build_index(x, df.index, metric or "angular", n_trees, seed)
+            idx = _build_index(
+                x, df.index, metric or "angular", n_trees, seed, vector_dtype or "float32"
+            )
         else:
             idx = _open(index)
-            _check_metric(idx, metric)
+            _check_metric(idx, metric, vector_dtype)
             spec = _spec_against_index(df, columns, idx, "frame")
             x = frame_vectors(df, spec)
             _check_dims(x, spec, idx)
@@ -494,6 +506,7 @@ class AnnoyDataFrameAccessor:
         probe: int | None = None,
         format: Format = "tidy",
         seed: int | None = None,
+        vector_dtype: str | None = None,
     ) -> pd.DataFrame:
         """The k rows of this frame nearest to each query.
 
@@ -510,7 +523,7 @@ class AnnoyDataFrameAccessor:
             Search this index instead of building one from the frame. Its stored labels
             name the neighbours (decoded if a pandas frame wrote it); an index without
             labels must hold exactly this frame's rows.
-        columns, metric, n_trees, search_k, probe, format, seed
+        columns, metric, n_trees, search_k, probe, format, seed, vector_dtype
             As in :meth:`neighbors`.
 
         Returns
@@ -533,12 +546,17 @@ class AnnoyDataFrameAccessor:
         if index is None:
             spec = resolve_columns(df, columns)
             idx = _build_index(
-                frame_vectors(df, spec), df.index, metric or "angular", n_trees, seed
+                frame_vectors(df, spec),
+                df.index,
+                metric or "angular",
+                n_trees,
+                seed,
+                vector_dtype or "float32",
             )
             take = df.index.take
         else:
             idx = _open(index)
-            _check_metric(idx, metric)
+            _check_metric(idx, metric, vector_dtype)
             spec = _saved_spec(idx) or resolve_columns(df, columns)
             if columns is not None and _saved_spec(idx) is not None:
                 given = resolve_columns(df, columns)["columns"]

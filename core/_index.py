@@ -98,16 +98,27 @@ class AnnoyIndex:
     metric : str
         One of ``"angular"``, ``"euclidean"``, ``"manhattan"``, ``"dot"``, ``"hamming"``.
     leaf_size : int, optional
-        Most items per leaf (default: :func:`default_leaf_size`).
+        Most items per leaf (default: annoy's ``K``, the ids that fit in one of its nodes: about
+        ``f + 2``, so 52 for 50 dimensions; with it a ``search_k`` means what it means in annoy).
     seed : int, optional
         Seed of the build, an int in [0, 2**64) (default: annoy's, 1234567890987654321); the
         same data, parameters and seed give the same index bytes, whatever ``n_jobs``.
     vector_dtype : {"float32", "float16"}, default "float32"
         How the vectors are kept, in memory and in the file.  ``"float16"`` halves their bytes
-        (the index file shrinks by about 40% at 10 trees) and rounds every value to 11
-        significant bits; values must lie within +-65504.  Searches widen the rows they read:
-        on GloVe a batch runs at ~0.75x of float32 and one query per call at ~0.3x.  Angular,
-        euclidean, manhattan and dot; hamming keeps bits.
+        (GloVe 6B 50d, 10 trees with cells: 74.7 MB against 113.7 MB) and rounds every value to
+        11 significant bits; values must lie within +-65504.  Searches widen the rows they
+        read: on GloVe (benchmark run 26, ``probe`` at recall 0.90) a batch runs at ~0.93x of
+        float32 and one query per call at ~0.74x.  Angular, euclidean, manhattan and dot;
+        hamming keeps bits.
+
+    Attributes
+    ----------
+    f : int
+        Length of the vectors.
+    leaf_size : int
+        Most items per leaf.
+    seed : int
+        Seed of the next build (of the file's build, once loaded).
 
     Examples
     --------
@@ -551,9 +562,12 @@ class AnnoyIndex:
         Returns ``(ids, distances)``: int64 and float32 arrays of shape (n_queries, k), best
         first, padded with -1 and inf (-inf for dot) where fewer than ``k`` items are found.
         Row ``i`` equals ``get_nns_by_vector(X[i], k, search_k, include_distances=True)``.
-        A ``search_k`` of at least ``get_n_items() * get_n_trees()`` (every item of every tree)
-        searches exactly, by blocks of matrix products: for high recall on a large batch it is
-        often the fastest setting.
+
+        ``search_k`` is annoy's: how many candidate items the walk through the trees collects
+        before ranking them (-1: ``k * n_trees``, annoy's default; larger is slower and finds
+        more true neighbours).  A ``search_k`` of at least ``get_n_items() * get_n_trees()``
+        (every item of every tree) searches exactly, by blocks of matrix products: for high
+        recall on a large batch it is often the fastest setting.
 
         ``probe`` scans, instead of walking the trees, every item of the ``probe`` cells whose
         centroids are nearest the query (angular and euclidean indexes built in memory have
@@ -563,6 +577,9 @@ class AnnoyIndex:
 
         A ``k`` beyond the number of items searches as ``k`` = the number of items would; the
         columns beyond it are padding (they still take their (n_queries, k) bytes).
+
+        ``n_jobs`` threads share the query chunks (-1: every core); the answers are the same
+        for any ``n_jobs``.
         """
         self._require_built("query")
         k = check.positive_int("k", k)
@@ -642,7 +659,8 @@ class AnnoyIndex:
     def query_items(
         self, ids: Any, k: int, search_k: int = -1, *, probe: int | None = None, n_jobs: int = 1
     ) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`query` for stored items (each item is normally its own first neighbour)."""
+        """:meth:`query` for stored items (each item is normally its own first neighbour);
+        ``search_k``, ``probe`` and ``n_jobs`` as there."""
         self._require_built("query")
         k = check.positive_int("k", k)
         x = self._vectors_of(self._item_ids("ids", ids))
@@ -679,7 +697,10 @@ class AnnoyIndex:
         *,
         probe: int | None = None,
     ) -> Any:
-        """The ``n`` nearest items of item ``i``: a list, or (ids, distances)."""
+        """The ``n`` nearest items of item ``i``: a list, or (ids, distances).
+
+        ``probe``: scan the nearest cells instead of walking the trees (see :meth:`query`).
+        """
         i = check.integer("i", i)
         self._require_built("query")
         n = self._list_size(n)
@@ -701,7 +722,8 @@ class AnnoyIndex:
         t = check.integer("tree", tree)
         if not 0 <= t < forest.n_trees:
             raise IndexError(f"'tree' must be in [0, {forest.n_trees}) (got {t})")
-        x = self._metric.query_space(check.float_matrix("X", X, self.f), self.f)
+        # rounded as queries are (float16 stores): a stored item's row falls in its own leaf
+        x = self._metric.query_space(self._rows("X", X), self.f)
         ref = np.full(len(x), forest.roots[t], np.int64)
         rows = np.arange(len(x))
         while True:
@@ -864,14 +886,23 @@ class AnnoyIndex:
         return fields, arrays
 
     def save(self, fn: str | os.PathLike[str], prefault: bool = False) -> bool:
-        """Write the index atomically to ``fn``; afterwards it is served from that file."""
+        """Write the index atomically to ``fn``; afterwards it is served from that file.
+
+        ``prefault``: as in :meth:`load`, for the new mapping.
+        """
         fields, arrays = self._fields_and_arrays()
         ff.write(fn, fields, arrays)
         self._attach(ff.Mapped(fn, prefault))
         return True
 
     def load(self, fn: str | os.PathLike[str], prefault: bool = False) -> bool:
-        """Memory-map ``fn``: a native file, or an annoy ``.ann`` file (of this f and metric)."""
+        """Memory-map ``fn``: a native file, or an annoy ``.ann`` file (of this f and metric).
+
+        ``prefault``: ask the OS to read the whole file ahead (``madvise(MADV_WILLNEED)``,
+        annoy's ``MAP_POPULATE`` in spirit), so the first queries wait less for the disk; by
+        default pages are read as searches touch them.  Loading takes about a millisecond
+        whatever the size.
+        """
         path = os.path.abspath(os.fspath(fn))  # what path and a pickle hold, whatever the cwd
         if ff.is_native(path):
             mapped = ff.Mapped(path, prefault)

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from annoy_adapters import load
+from annoy_adapters import AnnoyIndex, load
 from annoy_adapters.cli import main
 from annoy_adapters.core._fileformat import Mapped
 
@@ -396,3 +396,18 @@ def test_core_errors_carry_no_class_names(tmp_path, capsys):
     line = one_error_line(err)
     assert code == 1 and "tiny.npy" in line, line
     assert not re.search(r"\b[A-Z][A-Za-z]*Error:", line), line
+
+
+def test_query_takes_probe(tmp_path, capsys):
+    X = np.random.default_rng(0).normal(size=(300, 8)).astype(np.float32)
+    np.save(tmp_path / "x.npy", X)
+    path = str(tmp_path / "x.annoy")
+    assert main(["build", str(tmp_path / "x.npy"), "-o", path, "-q", "--seed", "1"]) == 0
+    capsys.readouterr()
+    assert main(["query", path, "--items", "0", "5", "-k", "3", "--probe", "1000"]) == 0
+    rows = capsys.readouterr().out.splitlines()[1:]
+    exact = AnnoyIndex(8, "angular")
+    exact.add_items(X)
+    exact.build(1)
+    want, _ = exact.query(X[[0, 5]], 3, search_k=10**6)  # probe above the cells: exact
+    assert [int(r.split(",")[2]) for r in rows] == want.ravel().tolist()

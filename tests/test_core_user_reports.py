@@ -359,3 +359,17 @@ def test_ids_for_one_label_of_another_type_is_an_unknown_label() -> None:
     a.build(2)
     with pytest.raises(KeyError, match=r"unknown label 2\.5"):
         a.ids_for(2.5)  # was "TypeError: 'float' object is not iterable"
+
+
+def test_leaf_of_rounds_as_a_float16_index_stores() -> None:
+    # leaf_of read float32 rows unrounded, so a stored item could "fall" in another leaf
+    X = np.random.default_rng(3).normal(size=(2000, 8)).astype(np.float32)
+    index = AnnoyIndex(8, "euclidean", seed=1, vector_dtype="float16")
+    index.add_items(X)
+    index.build(5, cells=False)
+    forest = index._forest  # the leaves' items, to see where each item is stored
+    for tree in range(5):
+        leaves = index.leaf_of(X, tree)
+        lo, hi = forest.leaf_ptr[leaves], forest.leaf_ptr[leaves + 1]
+        misplaced = [i for i in range(len(X)) if i not in forest.leaf_items[lo[i] : hi[i]]]
+        assert misplaced == [], f"tree {tree}"

@@ -157,3 +157,31 @@ def test_dask_and_cli_give_gensim_int_keys_back(tmp_path, capsys) -> None:
         assert found.compute()["neighbor"].tolist() == [0, "doc3", 2**63 + 1]
     assert main(["query", path, "--items", "0", "3", "-k", "1", "--search-k", str(EXACT)]) == 0
     assert capsys.readouterr().out.splitlines()[1:] == ["0,0,0,0.0", "3,0,doc3,0.0"]
+
+
+# -- vector_dtype through every adapter that builds (README: "or the adapters' vector_dtype=") --
+
+
+def test_gensim_indexer_takes_vector_dtype(tmp_path) -> None:
+    kv = _model([f"w{i}" for i in range(N)])
+    half = AnnoyIndexer(kv, 2, seed=1, vector_dtype="float16")
+    assert half.index.vector_dtype == "float16"
+    got = kv.most_similar("w3", topn=3, indexer=half)
+    assert got[0][0] == "w3"
+    half.save(tmp_path / "half.idx")
+    back = AnnoyIndexer().load(tmp_path / "half.idx")
+    assert back.vector_dtype == "float16"
+    assert pickle.loads(pickle.dumps(back)).vector_dtype == "float16"
+    assert kv.most_similar("w3", topn=3, indexer=back) == got
+
+
+def test_pandas_neighbors_and_query_take_vector_dtype() -> None:
+    df = pd.DataFrame(_vectors(), index=[f"r{i}" for i in range(N)])
+    built = df.annoy.build(n_trees=3, seed=1, vector_dtype="float16")
+    want = df.annoy.neighbors(k=3, index=built, search_k=EXACT)
+    got = df.annoy.neighbors(k=3, n_trees=3, seed=1, vector_dtype="float16", search_k=EXACT)
+    pd.testing.assert_frame_equal(got, want)
+    q = df.annoy.query(df.iloc[:4], k=2, n_trees=3, seed=1, vector_dtype="float16")
+    pd.testing.assert_frame_equal(q, df.annoy.query(df.iloc[:4], k=2, index=built))
+    with pytest.raises(ValueError, match="'vector_dtype' is 'float32' but the index uses"):
+        df.annoy.neighbors(k=3, index=built, vector_dtype="float32")
