@@ -107,8 +107,8 @@ class AnnoyIndex:
         How the vectors are kept, in memory and in the file.  ``"float16"`` halves their bytes
         (GloVe 6B 50d, 10 trees with cells: 74.7 MB against 113.7 MB) and rounds every value to
         11 significant bits; values must lie within +-65504.  Searches widen the rows they
-        read: on GloVe (benchmark run 26, ``probe`` at recall 0.90) a batch runs at ~0.93x of
-        float32 and one query per call at ~0.74x.  Angular, euclidean, manhattan and dot;
+        read: on GloVe (benchmark run 27, ``probe`` at recall 0.90) a batch runs at ~0.89x of
+        float32 and one query per call at ~0.68x.  Angular, euclidean, manhattan and dot;
         hamming keeps bits.
 
     Attributes
