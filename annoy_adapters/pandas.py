@@ -198,11 +198,12 @@ def _build_index(
     n_trees: int | None,
     seed: int | None,
     vector_dtype: str = "float32",
+    n_jobs: int = -1,
 ) -> AnnoyIndex:
     idx = AnnoyIndex(x.shape[1], metric, seed=seed, vector_dtype=vector_dtype)
     with naming_rows(rows, "the frame"):
         idx.add_items(x)
-    idx.build(DEFAULT_N_TREES if n_trees is None else n_trees)
+    idx.build(DEFAULT_N_TREES if n_trees is None else n_trees, n_jobs=n_jobs)
     return idx
 
 
@@ -331,6 +332,7 @@ class AnnoyDataFrameAccessor:
         path: str | os.PathLike | None = None,
         seed: int | None = None,
         vector_dtype: str = "float32",
+        n_jobs: int = -1,
     ) -> AnnoyIndex:
         """Build an index of the rows, labelled with the frame's index, optionally saved.
 
@@ -348,6 +350,8 @@ class AnnoyDataFrameAccessor:
         vector_dtype : {"float32", "float16"}
             How the index keeps the vectors; "float16" halves their bytes in the file (values
             rounded to 11 significant bits, within +-65504).
+        n_jobs : int, default -1
+            Workers of the build (-1: every core); the index is the same for any ``n_jobs``.
 
         Returns
         -------
@@ -368,7 +372,7 @@ class AnnoyDataFrameAccessor:
         spec = resolve_columns(df, columns)
         x = frame_vectors(df, spec)
         _check_unique(df.index)
-        idx = _build_index(x, df.index, metric, n_trees, seed, vector_dtype)
+        idx = _build_index(x, df.index, metric, n_trees, seed, vector_dtype, n_jobs)
         labels, codec = encode_labels(df.index)
         codec["ends"] = label_ends(labels)
         idx.set_labels(labels)
@@ -401,6 +405,7 @@ class AnnoyDataFrameAccessor:
         format: Format = "tidy",
         seed: int | None = None,
         vector_dtype: str | None = None,
+        n_jobs: int = -1,
     ) -> pd.DataFrame:
         """The k nearest other rows of every row.
 
@@ -437,6 +442,8 @@ class AnnoyDataFrameAccessor:
         vector_dtype : {"float32", "float16"}, optional
             How a new index keeps the vectors (see :meth:`build`; default float32); with
             ``index``, must be None or the index's.
+        n_jobs : int, default -1
+            Workers building a new index (see :meth:`build`).
 
         Returns
         -------
@@ -467,7 +474,7 @@ class AnnoyDataFrameAccessor:
             spec = resolve_columns(df, columns)
             x = frame_vectors(df, spec)
             idx = _build_index(
-                x, df.index, metric or "angular", n_trees, seed, vector_dtype or "float32"
+                x, df.index, metric or "angular", n_trees, seed, vector_dtype or "float32", n_jobs
             )
         else:
             idx = _open(index)
@@ -507,6 +514,7 @@ class AnnoyDataFrameAccessor:
         format: Format = "tidy",
         seed: int | None = None,
         vector_dtype: str | None = None,
+        n_jobs: int = -1,
     ) -> pd.DataFrame:
         """The k rows of this frame nearest to each query.
 
@@ -523,7 +531,7 @@ class AnnoyDataFrameAccessor:
             Search this index instead of building one from the frame. Its stored labels
             name the neighbours (decoded if a pandas frame wrote it); an index without
             labels must hold exactly this frame's rows.
-        columns, metric, n_trees, search_k, probe, format, seed, vector_dtype
+        columns, metric, n_trees, search_k, probe, format, seed, vector_dtype, n_jobs
             As in :meth:`neighbors`.
 
         Returns
@@ -552,6 +560,7 @@ class AnnoyDataFrameAccessor:
                 n_trees,
                 seed,
                 vector_dtype or "float32",
+                n_jobs,
             )
             take = df.index.take
         else:

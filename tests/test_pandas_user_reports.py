@@ -357,3 +357,19 @@ def test_a_finite_value_beyond_float32_is_not_reported_as_infinite():
     df.iloc[3, 1] = np.inf
     with pytest.raises(ValueError, match=r"non-finite value \(inf\) at row 3"):
         df.annoy.neighbors(k=2)
+
+
+def test_build_neighbors_and_query_take_n_jobs(tmp_path):
+    df = pd.DataFrame(
+        np.random.default_rng(0).normal(size=(300, 6)), index=[f"r{i}" for i in range(300)]
+    )
+    paths = [tmp_path / f"{n}.annoy" for n in (1, 2)]
+    for n, path in zip((1, 2), paths, strict=True):
+        df.annoy.build(n_trees=4, seed=1, path=path, n_jobs=n)
+    assert paths[0].read_bytes() == paths[1].read_bytes()
+    one = df.annoy.neighbors(k=3, n_trees=4, seed=1, n_jobs=1)
+    pd.testing.assert_frame_equal(one, df.annoy.neighbors(k=3, n_trees=4, seed=1, n_jobs=2))
+    q = df.annoy.query(df.iloc[:5], k=2, n_trees=4, seed=1, n_jobs=1)
+    pd.testing.assert_frame_equal(q, df.annoy.query(df.iloc[:5], k=2, n_trees=4, seed=1))
+    with pytest.raises(ValueError, match="'n_jobs'"):
+        df.annoy.build(n_jobs=0)
