@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 
 from annoy_adapters._cache import open_index
-from annoy_adapters._pandas_codec import _dumps, decode_labels
+from annoy_adapters._pandas_codec import _dumps
+from annoy_adapters._pandas_labels import decoding_taker
 from annoy_adapters._pandas_vectors import ColumnSpec, frame_vectors, naming_rows
 from annoy_adapters._recorded import gensim_keys, pandas_label_codec
 
@@ -42,7 +43,7 @@ def neighbor_taker(index: AnnoyIndex) -> NeighborTaker:
     labels = index.labels
     if labels is None:
         return _ids
-    keys = _gensim_keys(index, labels)
+    keys = gensim_keys(index, labels)
     if keys is not None:  # gensim's int keys among str ones: Python ints and strs
         return lambda ids: keys[ids]
     codec = pandas_label_codec(index, labels)
@@ -51,25 +52,14 @@ def neighbor_taker(index: AnnoyIndex) -> NeighborTaker:
             return lambda ids: np.asarray(labels[ids], dtype=np.int64)
         # pandas 3's default string dtype: an empty object array would not be inferred as one
         return lambda ids: pd.Series(labels[ids], dtype="str").array
+    decoded = decoding_taker(labels, codec)  # the pandas accessor's decoding
 
     def take(ids: np.ndarray) -> Any:
-        # Decode each label found once (the pandas accessor's way), not the whole file.
-        uniq, inverse = np.unique(ids, return_inverse=True)
-        decoded = decode_labels(labels[uniq], codec).take(inverse.ravel())
+        found = decoded(ids)
         # A MultiIndex becomes a column of tuples, as in the pandas accessor's result.
-        return decoded.to_flat_index() if isinstance(decoded, pd.MultiIndex) else decoded
+        return found.to_flat_index() if isinstance(found, pd.MultiIndex) else found
 
     return take
-
-
-def _gensim_keys(index: AnnoyIndex, labels: np.ndarray | None) -> np.ndarray | None:
-    """gensim's int and str keys as an object array, when the file's labels are gensim's."""
-    keys = None if labels is None else gensim_keys(index, labels)
-    if keys is None:
-        return None
-    out = np.empty(len(keys), dtype=object)
-    out[:] = keys
-    return out
 
 
 def _ids(ids: np.ndarray) -> np.ndarray:
@@ -180,18 +170,15 @@ def _ids_of_labels(index: AnnoyIndex, part: pd.Series, path: str) -> np.ndarray:
     A file a pandas frame wrote with its JSON codec stores each label as JSON text: the
     Series' values (Timestamps, floats, category values, tuples...) are encoded the same way.
     """
-    keys = _gensim_keys(index, index.labels)
+    labels = index.labels
+    keys = None if labels is None else gensim_keys(index, labels)
     if keys is not None:  # stored as text: look the user's int and str keys up directly
         position = {key: i for i, key in enumerate(keys.tolist())}
         found = [position.get(key, -1) for key in part.tolist()]
-        if -1 not in found:
-            return np.asarray(found, dtype=np.int64)
-        pos = found.index(-1)
-        raise KeyError(
-            f"'items' holds a label not in the index at {path!r}: "
-            f"{part.iloc[pos : pos + 1].tolist()[0]!r} at row {part.index[pos]!r}"
-        )
-    codec = pandas_label_codec(index, index.labels)
+        if -1 in found:
+            raise _unknown_label(part, found.index(-1), path)
+        return np.asarray(found, dtype=np.int64)
+    codec = pandas_label_codec(index, labels)
     if codec is not None and codec.get("codec") == "json":
         # One encoding per value: arbitrary Python objects have no array form.
         keys = [_dumps(v) for v in part.tolist()]
@@ -200,12 +187,14 @@ def _ids_of_labels(index: AnnoyIndex, part: pd.Series, path: str) -> np.ndarray:
     try:
         return index.ids_for(keys)
     except KeyError:
-        pos = _first_unknown(index, keys)
-        value = part.iloc[pos : pos + 1].tolist()[0]  # a Python value: 99.5, not np.float64
-        raise KeyError(
-            f"'items' holds a label not in the index at {path!r}: {value!r} at row "
-            f"{part.index[pos]!r}"
-        ) from None
+        raise _unknown_label(part, _first_unknown(index, keys), path) from None
+
+
+def _unknown_label(part: pd.Series, pos: int, path: str) -> KeyError:
+    value = part.iloc[pos : pos + 1].tolist()[0]  # a Python value: 99.5, not np.float64
+    return KeyError(
+        f"'items' holds a label not in the index at {path!r}: {value!r} at row {part.index[pos]!r}"
+    )
 
 
 def _first_unknown(index: AnnoyIndex, keys: list[Any]) -> int:

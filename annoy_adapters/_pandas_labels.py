@@ -20,7 +20,7 @@ from annoy_adapters._pandas_codec import decode_labels, encode_labels
 from annoy_adapters._recorded import gensim_keys as recorded_gensim_keys
 from annoy_adapters._recorded import pandas_label_codec
 
-__all__ = ["check_same_rows", "gensim_keys", "label_taker"]
+__all__ = ["check_same_rows", "decoding_taker", "gensim_keys", "label_taker"]
 
 LabelTaker = Callable[[np.ndarray], pd.Index]
 
@@ -31,8 +31,20 @@ def gensim_keys(idx: AnnoyIndex) -> pd.Index | None:
     keys = None if labels is None else recorded_gensim_keys(idx, labels)
     if keys is None:
         return None
-    out = pd.Index(keys)  # object for mixed tags, uint64 (or object) beyond int64
+    out = pd.Index(keys.tolist())  # object for mixed tags, uint64 (or object) beyond int64
     return out if out.dtype.kind in "uiO" else pd.Index(keys, dtype=object)
+
+
+def decoding_taker(labels: np.ndarray, codec: dict[str, Any]) -> LabelTaker:
+    """Map item ids to the pandas labels ``codec`` encoded in ``labels``, decoding only the
+    labels found, each once (not the whole file per query)."""
+    raw = np.asarray(labels)
+
+    def take(ids: np.ndarray) -> pd.Index:
+        uniq, inverse = np.unique(ids, return_inverse=True)
+        return decode_labels(raw[uniq], codec).take(inverse.ravel())
+
+    return take
 
 
 def label_taker(idx: AnnoyIndex, frame_index: pd.Index | None, where: str) -> LabelTaker:
@@ -43,16 +55,7 @@ def label_taker(idx: AnnoyIndex, frame_index: pd.Index | None, where: str) -> La
         if keys is not None:
             return keys.take
         codec = pandas_label_codec(idx, labels)
-        if codec is None:
-            return pd.Index(labels).take
-        raw = np.asarray(labels)
-
-        def take(ids: np.ndarray) -> pd.Index:
-            # Decode only the labels that were found, each once.
-            uniq, inverse = np.unique(ids, return_inverse=True)
-            return decode_labels(raw[uniq], codec).take(inverse.ravel())
-
-        return take
+        return pd.Index(labels).take if codec is None else decoding_taker(labels, codec)
     n_items = idx.get_n_items()
     if frame_index is not None and len(frame_index) == n_items:
         return frame_index.take

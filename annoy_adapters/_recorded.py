@@ -74,7 +74,7 @@ def label_ends(labels: np.ndarray) -> list[Any]:
     return [to_jsonable(labels[0]), to_jsonable(labels[-1])]
 
 
-def gensim_keys(index: AnnoyIndex, labels: np.ndarray) -> list[Any] | None:
+def gensim_keys(index: AnnoyIndex, labels: np.ndarray) -> np.ndarray | None:
     """gensim's keys when ``labels`` are gensim's text for int keys (mixed tags, ints beyond
     int64), else None.
 
@@ -87,7 +87,12 @@ def gensim_keys(index: AnnoyIndex, labels: np.ndarray) -> list[Any] | None:
         return None
     from annoy_adapters._gensim_keys import int_tagged_keys
 
-    return int_tagged_keys(labels, meta)
+    keys = int_tagged_keys(labels, meta)
+    if keys is None:
+        return None
+    out = np.empty(len(keys), dtype=object)  # Python ints and strs, as gensim has them
+    out[:] = keys
+    return out
 
 
 def pandas_label_codec(index: AnnoyIndex, labels: np.ndarray) -> dict[str, Any] | None:
@@ -124,9 +129,7 @@ def decoded_labels(index: AnnoyIndex) -> pd.Index | np.ndarray | None:
         return None
     keys = gensim_keys(index, labels)
     if keys is not None:
-        out = np.empty(len(keys), dtype=object)
-        out[:] = keys
-        return out
+        return keys
     codec = pandas_label_codec(index, labels)
     if codec is None:
         return labels
