@@ -674,7 +674,7 @@ def _fill(
             x = block.astype(np.float32)
             sq[lo:hi] = np.where(present[lo:hi], np.einsum("ij,ij->i", x, x), 0)
     if metric == "angular":  # annoy keeps each item's squared norm in its node
-        _field(buf, total, lay, 4, "<f4")[:n] = _kept_sqnorm(index, present, sq)
+        _field(buf, total, lay, 4, "<f4")[:n] = _kept_sqnorm(index, lay, present, sq)
     elif metric == "dot":  # annoy 1.17.3's preprocess(): dot_factor = sqrt(max_norm^2 - |x|^2)
         computed = np.where(present, np.sqrt(np.maximum(sq.max(initial=0) - sq, 0)), 0)
         computed = computed.astype(np.float32)
@@ -716,19 +716,26 @@ def _valid(kept: np.ndarray, computed: np.ndarray, present: np.ndarray, atol: fl
     return bool(ok[present].all())
 
 
-def _kept_sqnorm(index: AnnoyIndex, present: np.ndarray, computed: np.ndarray) -> np.ndarray:
-    """Angular items' squared norms to write: the index's own (for a loaded ``.ann``, annoy's
-    values from the file, bit for bit) when it holds valid ones for every item, else ``computed``.
+def _kept_sqnorm(
+    index: AnnoyIndex, lay: Layout, present: np.ndarray, computed: np.ndarray
+) -> np.ndarray:
+    """Angular items' squared norms to write: the norm fields of the ``.ann`` file the index is
+    loaded from, bit for bit (zeros included), when it is one and they are valid; else zeros.
 
-    Annoy's ``get_distance`` and its queries by item use the stored norm: recomputing it can move
-    it by an ulp, and annoy's distances with it (``get_distance(i, i)`` becomes ~3.7e-4, not 0).
+    Annoy's ``get_distance`` and its queries by item use the stored norm, or compute it with its
+    own ``dot`` where it is 0.  A norm summed in another order is an ulp off for ~40% of items,
+    and annoy's distances with it (``get_distance(i, i)`` becomes ~3.7e-4, not 0).
     """
-    sqnorm, n = index._sqnorm, len(present)
-    if sqnorm is None or len(sqnorm) < n:
-        return computed
-    kept = np.asarray(sqnorm).take(index._row_of(np.arange(n))).astype(np.float32)
-    kept = np.where(present, kept, np.float32(0)).astype(np.float32)  # annoy leaves holes at 0
-    return kept if _valid(kept, computed, present, 1e-30) else computed
+    mapped, n = index._mapped, len(present)
+    zeros = np.zeros(n, np.float32)
+    if not isinstance(mapped, AnnFile) or mapped._mm is None or mapped.size < n * lay.size:
+        return zeros
+    if mapped._info.get("metric") != "angular" or mapped._info.get("f") != index.f:
+        return zeros
+    kept = np.array(_field(mapped._mm, n, lay, 4, "<f4"), np.float32)
+    kept[~present] = 0  # annoy leaves holes at 0
+    checked = np.where(kept == 0, computed, kept)  # a 0 asks annoy to compute the norm
+    return kept if _valid(checked, computed, present, 1e-30) else zeros
 
 
 def _kept_dot_factor(

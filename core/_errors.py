@@ -5,10 +5,12 @@ from __future__ import annotations
 __all__ = ["IndexFileError", "RowError"]
 
 
-class IndexFileError(ValueError):
+class IndexFileError(ValueError, OSError):
     """An index file is truncated, corrupted, foreign, of an unsupported version or hostile.
 
     Raised by every loader whatever the bytes; a missing file raises ``FileNotFoundError`` instead.
+    A ``ValueError`` (the bytes are wrong) and an ``OSError``, as annoy's load raises, so code
+    written for annoy with ``except OSError`` around a load still catches it.
     """
 
 

@@ -173,6 +173,7 @@ class AnnoyIndex:
             "_forest": None,  # Forest | None
             "_cells": None,  # Cells | None; when set, store row r holds item cells.row_ids[r]
             "_mapped": None,  # ff.Mapped | None
+            "_disk_built": None,  # the file an on_disk_build() wrote and serves (unbuild reopens)
             "_unchecked": False,  # a loaded forest whose pointers check_forest has not seen yet
             "_labels": None,
             "_label_arrays": None,
@@ -252,7 +253,15 @@ class AnnoyIndex:
                 fh.truncate(cap * width * dtype.itemsize)
             store = np.memmap(buf, dtype=dtype, mode="r+", shape=(cap, width))
         else:
-            store = np.zeros((cap, width), dtype)
+            try:
+                store = np.zeros((cap, width), dtype)
+            except MemoryError:
+                need = n * width * dtype.itemsize
+                raise MemoryError(
+                    f"id {n - 1} needs a store of {n} rows ({need / 2**30:.3g} GiB): ids index "
+                    "rows, so use ids 0..n-1 and keep sparse or large keys as labels "
+                    "(set_labels)"
+                ) from None
             store[: self._n] = self._store[: self._n]
         present = np.zeros(cap, bool)
         present[: self._n] = self._present[: self._n]
@@ -420,6 +429,7 @@ class AnnoyIndex:
             target, self._on_disk = self._on_disk, None
             self.save(target)  # streams the mapped items into the file, then maps the file
             Path(target + ".items").unlink(missing_ok=True)
+            self._disk_built = self.path
         return True
 
     def _check_scale(self) -> None:
@@ -472,14 +482,42 @@ class AnnoyIndex:
         return squared_norms(store) if self._metric.needs_sqnorm else None
 
     def unbuild(self) -> bool:
-        """Drop the trees so items can be added again."""
+        """Drop the trees so items can be added again.
+
+        An index an :meth:`on_disk_build` built goes back to adding items beside its file, as
+        annoy's does; the next ``build()`` rewrites the file.  Other loaded indexes refuse.
+        """
         if self._mapped is not None:
-            raise RuntimeError("You can't unbuild a loaded index")
+            if self._disk_built is None or self._disk_built != self.path:
+                raise RuntimeError("You can't unbuild a loaded index")
+            self._reopen_on_disk()
+            return True
         if self._cells is not None:  # back to id order, where add_item writes
             self._store = self._store.take(self._cells.id_rows, axis=0)
             self._cells, self._sqnorm = None, None
         self._forest = None
         return True
+
+    def _reopen_on_disk(self) -> None:
+        """Items of the file an on_disk_build() wrote copied back to ``fn + ".items"`` (never
+        into memory), labels and metadata kept, no trees: on_disk_build's state before build."""
+        path, n, mapped = self._disk_built, self._n, self._mapped
+        assert path is not None and mapped is not None
+        labels, metadata = self.labels, self.metadata
+        present = np.array(self._present[:n], bool)
+        items = path + ".items"
+        with open(items, "wb") as fh:  # block by block: the items need not fit in memory
+            for lo in range(0, n, 1 << 16):
+                fh.write(np.ascontiguousarray(self._store[lo : lo + (1 << 16)]).tobytes())
+        state = self._empty_state()
+        if n:
+            shape = (n, self._store.shape[1])
+            state["_store"] = np.memmap(items, dtype=self._store.dtype, mode="r+", shape=shape)
+        state.update(_present=present, _n=n, _metadata=metadata)
+        self._set_state(state)
+        self._labels = None if labels is None else np.array(labels, copy=True)
+        self._on_disk = path
+        mapped.close()
 
     def on_disk_build(self, fn: str | os.PathLike[str]) -> bool:
         """Build straight into ``fn``, for indexes larger than memory (call before adding items).
@@ -909,7 +947,7 @@ class AnnoyIndex:
             got_f, got_metric = mapped.fields.get("f"), mapped.fields.get("metric")
             if got_f != self.f or got_metric != self.metric:
                 mapped.close()
-                raise ValueError(
+                raise IndexFileError(
                     f"{path} holds f={got_f}, metric={got_metric!r} but this index "
                     f"has f={self.f}, metric={self.metric!r}"
                 )

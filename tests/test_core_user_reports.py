@@ -373,3 +373,50 @@ def test_leaf_of_rounds_as_a_float16_index_stores() -> None:
         lo, hi = forest.leaf_ptr[leaves], forest.leaf_ptr[leaves + 1]
         misplaced = [i for i in range(len(X)) if i not in forest.leaf_items[lo[i] : hi[i]]]
         assert misplaced == [], f"tree {tree}"
+
+
+def test_index_built_on_disk_unbuilds_takes_items_and_builds_again(tmp_path: Path) -> None:
+    # annoy allows on_disk_build -> build -> unbuild -> add -> build; ours refused the unbuild
+    X = np.random.default_rng(0).normal(size=(60, 5)).astype(np.float32)
+    path = tmp_path / "disk.annoy"
+    index = AnnoyIndex(5, "euclidean", seed=2)
+    index.on_disk_build(path)
+    index.add_items(X[:50])
+    index.build(3)
+    index.set_labels([f"w{i}" for i in range(50)])
+    index.set_metadata({"corpus": "toy"})
+    assert index.unbuild() is True
+    assert not index.built and index.get_n_items() == 50 and index.labels[49] == "w49"
+    assert os.path.exists(str(path) + ".items")  # the items wait beside the file, not in memory
+    index.set_labels(None)  # new ids beyond the labels need them dropped first
+    for i in range(50, 60):
+        index.add_item(i, X[i])
+    index.build(3)
+    assert not os.path.exists(str(path) + ".items")
+    again = annoy_adapters.load(path)
+    assert again.get_n_items() == 60 and again.metadata == {"corpus": "toy"}
+    exact = np.argsort(((X - X[55]) ** 2).sum(axis=1))[:3].tolist()
+    assert again.get_nns_by_item(55, 3, search_k=10**6) == exact
+    with pytest.raises(RuntimeError, match="loaded index"):  # an index only loaded still refuses
+        again.unbuild()
+
+
+def test_a_file_load_cannot_use_is_an_oserror_as_in_annoy(tmp_path: Path) -> None:
+    # annoy's load raises OSError, so code written for it catches that; ours raised ValueError only
+    junk = tmp_path / "junk.ann"
+    junk.write_bytes(b"\1" * 1001)
+    with pytest.raises(OSError, match=r"junk\.ann"):
+        AnnoyIndex(5, "angular").load(junk)
+    other_f = _saved(tmp_path)
+    with pytest.raises(OSError, match="f=4"):
+        AnnoyIndex(5, "euclidean").load(other_f)
+    with pytest.raises(ValueError):  # still a ValueError, as documented before
+        AnnoyIndex(5, "angular").load(junk)
+
+
+def test_a_huge_id_says_ids_index_rows() -> None:
+    # was "Unable to allocate 16.0 TiB" with no word of why
+    index = AnnoyIndex(4, "euclidean")
+    with pytest.raises(MemoryError, match=r"id 1099511627776 needs a store .*set_labels"):
+        index.add_item(2**40, [1.0, 2.0, 3.0, 4.0])
+    assert index.get_n_items() == 0
