@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import numbers
 import os
+import reprlib
 import types
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -35,7 +36,7 @@ from annoy_adapters import AnnoyIndex, IndexFileError
 from annoy_adapters import load as _load_index
 from annoy_adapters._gensim_keys import decode_keys, encode_keys, plain_keys
 from annoy_adapters._recorded import decoded_labels
-from annoy_adapters.core import RowError
+from annoy_adapters.core import RowError, file_info
 
 if TYPE_CHECKING:
     from gensim.models import KeyedVectors
@@ -141,6 +142,36 @@ def _check_probe(probe: Any) -> int | None:
     return int(probe)
 
 
+def _shown(value: Any) -> str:
+    """A short description of a rejected argument: its type and a truncated repr."""
+    if isinstance(value, np.ndarray):
+        return f"array of dtype {value.dtype} and shape {value.shape}"
+    return f"{type(value).__name__} {reprlib.repr(value)}"
+
+
+def _query_vector(vector: Any, f: int) -> np.ndarray:
+    """``vector`` as a numeric 1-D array of length ``f`` (any real dtype; the core casts it).
+
+    Checked here, before NumPy's float conversion: that one turns ``None`` into NaN and a word
+    into "could not convert string to float", neither naming the argument.
+    """
+    expected = f"'vector' must be a numeric 1-D vector of length {f}"
+    if isinstance(vector, (str, bytes)):
+        raise TypeError(
+            f"{expected} (got {_shown(vector)}); to look up a key, pass it to gensim: "
+            f"KeyedVectors.most_similar({vector!r}, topn=..., indexer=indexer)"
+        )
+    try:
+        query = np.asarray(vector)
+    except (TypeError, ValueError):  # ragged nesting, objects NumPy cannot size
+        query = None
+    if query is None or query.dtype.kind not in "biuf":  # object, str, complex, datetime...
+        raise TypeError(f"{expected} (got {_shown(vector)})")
+    if query.shape != (f,):
+        raise ValueError(f"{expected} (got shape {query.shape})")
+    return query
+
+
 def _normed_vectors(kv: KeyedVectors) -> np.ndarray:
     """``kv.get_normed_vectors()`` as float32, with all-zero vectors kept at zero (not NaN).
 
@@ -161,6 +192,15 @@ def _normed_vectors(kv: KeyedVectors) -> np.ndarray:
         vectors = vectors.copy()
         vectors[bad] = 0.0
     return vectors
+
+
+def _is_native_file(path: str) -> bool:
+    """Whether ``path`` is an annoy-adapters index file (header and manifest read only)."""
+    try:
+        file_info(path)
+    except IndexFileError:  # an annoy .ann file, or no index at all
+        return False
+    return True
 
 
 def _file_keys(index: AnnoyIndex) -> list[Any]:
@@ -207,8 +247,10 @@ class AnnoyIndexer:
         Scan the ``probe`` cells (groups of about sqrt(n) similar vectors, stored together)
         nearest the query instead of walking the trees; ``search_k`` is then unused. Several
         times faster than the trees at the same recall: on the 400,000 GloVe words, ``probe=24``
-        agrees with gensim's exact top-10 on ~9 of 10 neighbours. Stored in the file and
-        restored by :meth:`load`.
+        agrees with gensim's exact top-10 on ~9 of 10 neighbours. A starting width: a query
+        whose ``probe`` cells hold fewer than ``topn`` items is scanned again with twice the
+        cells, until ``topn`` neighbours are found (at most all cells, an exact search).
+        Stored in the file and restored by :meth:`load`.
     seed : int, optional
         Seed of the tree build; the same seed gives the same index (for any ``n_jobs``).
     n_jobs : int, default -1
@@ -288,7 +330,8 @@ class AnnoyIndexer:
 
     @property
     def probe(self) -> int | None:
-        """Cells scanned per query instead of the trees (None: walk the trees)."""
+        """Cells scanned first per query instead of the trees (None: walk the trees); doubled
+        while they hold fewer than the neighbours asked for."""
         return self._probe
 
     @probe.setter
@@ -357,7 +400,10 @@ class AnnoyIndexer:
         vector : array-like of shape (vector_size,)
             Query vector (gensim passes a unit-norm float32 vector).
         num_neighbors : int
-            How many neighbours to return (fewer if the index holds fewer items).
+            How many neighbours to return: all of the index's items if it holds fewer (a
+            larger number is capped at the number of items, as gensim's exact search does).
+            With :attr:`probe`, the scan starts with ``probe`` cells and doubles their number
+            until ``num_neighbors`` neighbours are found (or every cell is scanned).
 
         Returns
         -------
@@ -369,6 +415,9 @@ class AnnoyIndexer:
         ------
         RuntimeError
             If the indexer is empty (no model given and nothing loaded).
+        TypeError
+            If ``vector`` is not numeric (a key such as a word: pass it to gensim's
+            ``KeyedVectors.most_similar`` instead; a dict, a ragged or object sequence...).
         ValueError
             If ``vector`` has the wrong shape, holds NaN or inf or has too large a norm, or
             ``num_neighbors`` is not a non-negative int.
@@ -389,20 +438,25 @@ class AnnoyIndexer:
             or num_neighbors < 0
         ):
             raise ValueError(f"'num_neighbors' must be a non-negative int (got {num_neighbors!r})")
-        query = np.asarray(vector, dtype=np.float32)
-        if query.shape != (index.f,):
-            raise ValueError(
-                f"'vector' must be a 1-D vector of length {index.f} (got shape {query.shape})"
-            )
-        if num_neighbors == 0:
+        query = _query_vector(vector, index.f)
+        # No answer holds more than the items; the core pads its (rows, k) arrays to k, so a
+        # huge num_neighbors (gensim passes topn as is) would only cost time and memory.
+        k = min(int(num_neighbors), index.get_n_items())
+        if k == 0:
             return []
-        try:
-            ids, dist = index.query(
-                query[None, :], int(num_neighbors), search_k=self.search_k, probe=self.probe
-            )
-        except RowError as exc:  # the core names its 2-D argument; this one is 'vector'
-            raise ValueError(f"'vector' {exc.reason}") from None
-        found = ids[0] >= 0  # rows are padded with -1 when fewer items are found
+        probe = self.probe
+        n_cells = index.get_n_cells() if probe is not None else 0
+        while True:
+            try:
+                ids, dist = index.query(query[None, :], k, search_k=self.search_k, probe=probe)
+            except RowError as exc:  # the core names its 2-D argument; this one is 'vector'
+                raise ValueError(f"'vector' {exc.reason}") from None
+            found = ids[0] >= 0  # rows are padded with -1 when fewer items are found
+            # The probed cells may hold fewer than k items: widen the scan (doubling, so at
+            # most log2(n_cells) more scans) until k are found or every cell is scanned.
+            if probe is None or probe >= n_cells or int(found.sum()) >= k:
+                break
+            probe = min(2 * probe, n_cells)
         d = dist[0][found].astype(np.float64)
         sims = 1.0 - d * d / 2.0
         return list(zip(keys[ids[0][found]].tolist(), sims.tolist(), strict=True))
@@ -561,6 +615,11 @@ class AnnoyIndexer:
         ------
         FileNotFoundError
             If ``fname`` does not exist.
+        annoy_adapters.IndexFileError
+            If ``fname`` is an annoy-adapters index file (written by :meth:`save`,
+            ``AnnoyIndex.save`` or another adapter): it holds its own keys (or none, then the
+            item ids are the keys), so it is refused rather than relabelled with the model's
+            keys; load it with :meth:`load`. Also if it is not an annoy ``.ann`` file.
         ValueError
             If the file's item count does not match the model's number of keys.
         """
@@ -568,6 +627,12 @@ class AnnoyIndexer:
         path = os.fspath(fname)
         if not os.path.exists(path):
             raise FileNotFoundError(f"annoy index file not found: '{path}'")
+        if _is_native_file(path):
+            raise IndexFileError(
+                f"'{path}' is an annoy-adapters index file, which holds its own keys: load it "
+                "with AnnoyIndexer.load(fname); from_annoy_file(fname, model) is for annoy "
+                ".ann files (such as gensim's AnnoyIndexer saves), which hold no keys"
+            )
         index = AnnoyIndex(kv.vector_size, "angular")
         index.load(path)
         keys = list(kv.index_to_key)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import subprocess
 import sys
 from typing import Any
@@ -297,6 +298,46 @@ def test_num_neighbors_edges(kv_text: KeyedVectors) -> None:
             indexer.most_similar(np.ones(shape, np.float32), 1)
 
 
+def _random_kv(n: int, f: int = 8) -> KeyedVectors:
+    """``n`` seeded random vectors keyed ``k0``, ``k1``...: small, and spread over the cells."""
+    kv = KeyedVectors(vector_size=f)
+    vectors = np.random.default_rng(0).normal(size=(n, f)).astype(np.float32)
+    kv.add_vectors([f"k{i}" for i in range(n)], vectors)
+    return kv
+
+
+@pytest.mark.parametrize("probe", [None, 1])
+def test_topn_beyond_the_vocabulary_is_capped_at_its_size(probe: int | None) -> None:
+    # gensim hands topn to the indexer as is; the core pads its result rows to k columns, so
+    # an uncapped 2**40 failed on the core's 'k' (and 10**8 took seconds and a GiB)
+    kv = _random_kv(100)
+    indexer = AnnoyIndexer(kv, 2, seed=1, probe=probe)
+    for topn in (101, 2**40, 10**30):
+        got = kv.most_similar("k1", topn=topn, indexer=indexer)
+        assert len(got) == 100 and got[0][0] == "k1"
+        assert {k for k, _ in got} == set(kv.index_to_key)
+
+
+@pytest.mark.parametrize(
+    "bad, shown",
+    [
+        ("k1", "str 'k1'"),
+        ({"a": 1}, "dict {'a': 1}"),
+        ([1, 2, [3], 4], "list [1, 2, [3], 4]"),
+        ([None] * 4, "list [None, None, None, None]"),
+        (np.array(["x"] * 4), "array of dtype <U1 and shape (4,)"),
+        (np.ones(4, complex), "array of dtype complex128 and shape (4,)"),
+    ],
+)
+def test_non_numeric_vector_is_a_type_error_naming_it(bad: object, shown: str) -> None:
+    indexer = AnnoyIndexer(_random_kv(10, f=4), 2, seed=1)
+    expected = r"'vector' must be a numeric 1-D vector of length 4 \(got " + re.escape(shown)
+    with pytest.raises(TypeError, match=expected) as info:
+        indexer.most_similar(bad, 2)
+    if isinstance(bad, str):  # a word: the message says where words go
+        assert "KeyedVectors.most_similar('k1'" in str(info.value)
+
+
 def test_zero_vector_does_not_break_the_build() -> None:
     kv = KeyedVectors(vector_size=3)
     kv.add_vectors(["x", "y", "zero"], np.array([[1, 0, 0], [0, 1, 0], [0, 0, 0]], np.float32))
@@ -486,6 +527,28 @@ def test_gensim_two_file_index_converts_without_its_pickle(w2v: Word2Vec, tmp_pa
         AnnoyIndexer.from_annoy_file(tmp_path / "missing.ann", w2v)
 
 
+def test_from_annoy_file_refuses_a_native_file(tmp_path: Any) -> None:
+    # a native file holds its own keys (or none: then ids); from_annoy_file used to replace
+    # them silently with another model's keys when the counts matched
+    kv, other = _random_kv(50), KeyedVectors(vector_size=8)
+    other.add_vectors([f"z{i}" for i in range(50)], kv.vectors[::-1].copy())
+    indexer = AnnoyIndexer(kv, 2, seed=1)
+    indexer.save(tmp_path / "native.idx")
+    plain = AnnoyIndex(8, "angular", seed=1)
+    plain.add_items(kv.vectors)
+    plain.build(2)
+    plain.save(str(tmp_path / "plain.idx"))  # no labels
+    for name in ("native.idx", "plain.idx"):
+        for model in (other, kv):
+            with pytest.raises(IndexFileError, match=r"index file.*AnnoyIndexer\.load\(fname\)"):
+                AnnoyIndexer.from_annoy_file(tmp_path / name, model)
+    # the same index as an annoy .ann file still takes the model's keys
+    indexer.index.export_annoy(str(tmp_path / "same.ann"))
+    converted = AnnoyIndexer.from_annoy_file(tmp_path / "same.ann", kv)
+    assert converted.labels == kv.index_to_key
+    assert kv.most_similar("k3", topn=1, indexer=converted)[0][0] == "k3"
+
+
 # -- pickling -----------------------------------------------------------------------------------
 def test_pickle_in_memory(kv_text: KeyedVectors) -> None:
     indexer = AnnoyIndexer(kv_text, 3, seed=1, search_k=500)
@@ -524,6 +587,26 @@ def test_probe_top5_matches_exact_through_most_similar(name: str, models: dict) 
         assert indexer.most_similar(normed[i], 1)[0][0] == kv.index_to_key[i]
     rate = same / len(keys)
     assert rate >= TOP5_RATE, f"{name}: top-5 agreement with probe=8 {rate:.3f} < {TOP5_RATE}"
+
+
+def test_probe_widens_until_topn_neighbours_are_found() -> None:
+    # 200 words in ~sqrt(200) cells: one cell holds far fewer than topn=50 words, and a
+    # probe=1 search returned only that cell's (20 of 50 before the scan was widened)
+    kv = _random_kv(200)
+    indexer = AnnoyIndexer(kv, 3, seed=1, probe=1)
+    assert 4 < indexer.index.get_n_cells() < 50
+    for word in ("k0", "k1", "k2"):
+        for topn in (50, 150, 200):
+            got = kv.most_similar(word, topn=topn, indexer=indexer)
+            assert len({k for k, _ in got}) == len(got) == topn
+            sims = [s for _, s in got]
+            assert sims == sorted(sims, reverse=True) and got[0][0] == word
+    assert indexer.probe == 1  # a starting width: queries do not change the setting
+    # widened to every cell, the scan is exact
+    got = dict(kv.most_similar("k1", topn=200, indexer=indexer))
+    exact = dict(kv.most_similar("k1", topn=199))
+    assert got.pop("k1") == pytest.approx(1.0, abs=1e-5)
+    assert got == pytest.approx(exact, abs=1e-5)
 
 
 def test_probe_is_kept_by_the_file_and_checked(kv_text: KeyedVectors, tmp_path: Any) -> None:
