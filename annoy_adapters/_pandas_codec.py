@@ -305,6 +305,9 @@ def _dtype_text(dtype: Any) -> str:
         zone = _dateutil_name(dtype.tz)
         if zone is not None:
             return f"datetime64[{dtype.unit}, {zone}]"
+    if isinstance(dtype, pd.StringDtype) and str(dtype) == "string":
+        # "string" alone reads back in the default storage (pyarrow when installed).
+        return f"string[{dtype.storage}]"
     return str(dtype)
 
 
@@ -329,7 +332,10 @@ def _restore_dtype(
 ) -> pd.Index:
     try:
         return values.astype(_categorical_dtype(categories) if categories else dtype)
-    except (TypeError, ValueError, KeyError):
+    except (TypeError, ValueError, KeyError, ImportError):
+        if dtype.startswith("string["):
+            # A storage this environment lacks (no pyarrow): the default one.
+            return _restore_dtype(values, "string")
         # A dtype this pandas can't rebuild from its name (or values it refuses):
         # the labels themselves are exact, only the container dtype differs.
         return values

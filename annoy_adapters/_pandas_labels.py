@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from annoy_adapters import AnnoyIndex
-from annoy_adapters._pandas_codec import decode_labels, encode_labels
+from annoy_adapters._pandas_codec import _dumps, decode_labels, encode_labels
 from annoy_adapters._recorded import gensim_keys as recorded_gensim_keys
 from annoy_adapters._recorded import pandas_label_codec
 
@@ -82,30 +82,62 @@ def check_same_rows(idx: AnnoyIndex, index: pd.Index, where: str) -> None:
     codec = None if keys is not None else pandas_label_codec(idx, labels)
     if codec is not None:
         mine, my_codec = encode_labels(index)
-        same_codec = my_codec["codec"] == codec.get("codec")
-        theirs = np.asarray(labels)
+        if my_codec["codec"] == codec.get("codec") and _all_equal(mine, labels):
+            return  # the common case: the frame that built the file, compared encoded
+        theirs = decode_labels(labels, codec)
     else:
-        same_codec, mine = True, index.to_numpy(dtype=object)
-        theirs = np.asarray(labels if keys is None else keys, dtype=object)
-    differ = ~(np.asarray(mine, dtype=object) == np.asarray(theirs, dtype=object))
-    if not same_codec or differ.any():
-        pos = int(np.flatnonzero(differ)[0]) if differ.any() else 0
-        frame_label = index[pos]
-        file_label = (
-            theirs[pos] if codec is None else decode_labels(theirs[pos : pos + 1], codec)[0]
-        )
-        raise ValueError(
-            f"the frame's index doesn't match the labels of {where} "
-            f"(first difference at position {pos}: frame {frame_label!r}, "
-            f"index file {file_label!r}{_type_only(frame_label, file_label)}); "
-            "neighbors(index=...) needs the index built from this frame, with its rows in the "
-            "same order"
-        )
+        theirs = pd.Index(labels if keys is None else keys, dtype=object)
+        if _all_equal(index.to_numpy(dtype=object), theirs.to_numpy(dtype=object)):
+            return
+    # Equal values in another dtype (Int64 for int64, category for str) are the same rows;
+    # compared as the codec's JSON text, so that 1 and 1.0, or '0' and 0, stay different.
+    differ = _differing(index, theirs)
+    if differ is None:
+        return
+    frame_label, file_label = index[differ], theirs[differ]
+    raise ValueError(
+        f"the frame's index doesn't match the labels of {where} "
+        f"(first difference at position {differ}: frame {frame_label!r}, "
+        f"index file {file_label!r}{_type_only(frame_label, file_label)}); "
+        "neighbors(index=...) needs the index built from this frame, with its rows in the "
+        "same order"
+    )
+
+
+def _all_equal(a: Any, b: Any) -> bool:
+    try:
+        return bool((np.asarray(a, dtype=object) == np.asarray(b, dtype=object)).all())
+    except TypeError:  # pd.NA compares as NA, which has no truth value
+        return False
+
+
+def _differing(index: pd.Index, theirs: pd.Index) -> int | None:
+    """Position of the first label that differs in value, else None."""
+    mine = index.to_flat_index() if isinstance(index, pd.MultiIndex) else index
+    other = theirs.to_flat_index() if isinstance(theirs, pd.MultiIndex) else theirs
+    a_values, b_values = mine.to_numpy(dtype=object), other.to_numpy(dtype=object)
+    kind = pd.api.types.infer_dtype(a_values, skipna=False)
+    if kind in ("integer", "string", "boolean") and kind == pd.api.types.infer_dtype(
+        b_values, skipna=False
+    ):
+        # Labels all of one kind (no NaN): == compares them exactly, fast.
+        differ = np.flatnonzero(~(a_values == b_values))
+        return int(differ[0]) if differ.size else None
+    for pos, (a, b) in enumerate(zip(a_values, b_values, strict=True)):
+        if a is b:
+            continue
+        try:
+            if _dumps(a) == _dumps(b):
+                continue
+        except TypeError:  # a label type the codec can't write: not the file's
+            pass
+        return pos
+    return None
 
 
 def _type_only(a: Any, b: Any) -> str:
     """``"; they differ only in type, ..."`` when two labels read the same but are not equal."""
-    if str(a) != str(b):
+    if str(a) != str(b) or type(a).__name__ == type(b).__name__:
         return ""
     return (
         f"; they differ only in type, {type(a).__name__} in the frame and "

@@ -7,9 +7,10 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-__all__ = ["check_rank_free", "drop_self", "to_frame"]
+__all__ = ["check_names_free", "drop_self", "to_frame"]
 
 RANK = "rank"
+_COLUMNS = ("neighbor", "distance")
 
 LabelTaker = Callable[[np.ndarray], pd.Index]
 
@@ -87,7 +88,7 @@ def to_frame(
     valid = ids >= 0
     distances = np.asarray(dist, dtype=np.float32)
     if fmt == "tidy":
-        check_rank_free(query_index)
+        check_names_free(query_index)
         mask = valid.ravel()
         rows = np.repeat(np.arange(n), k)[mask]
         ranks = np.tile(np.arange(k), n)[mask]
@@ -120,16 +121,26 @@ def to_frame(
     return out
 
 
-def check_rank_free(index: pd.Index) -> None:
-    """Refuse a row index with a level named ``rank``, which the tidy result adds.
+def check_names_free(index: pd.Index) -> None:
+    """Refuse a row index with a level named ``rank``, ``neighbor`` or ``distance``.
 
-    Two levels named ``rank`` would make ``nn.xs(0, level="rank")`` ambiguous.
+    The tidy result adds a ``rank`` level and ``neighbor``/``distance`` columns: a second
+    ``rank`` would make ``nn.xs(0, level="rank")`` ambiguous, a level named like a column
+    breaks ``nn.reset_index()``, ``nn.join(facts, on="neighbor")`` and ``groupby``.
     """
-    if RANK in index.names:
+    for name in (RANK, *_COLUMNS):
+        if name not in index.names:
+            continue
+        clash = (
+            f"which the result's own {name!r} level would duplicate"
+            if name == RANK
+            else f"which would clash with the result's {name!r} column (in reset_index(), "
+            "joins and groupby)"
+        )
         raise ValueError(
-            f"the rows' index has a level named {RANK!r} (levels {list(index.names)!r}), "
-            f"which the result's own {RANK!r} level would duplicate; rename it first, "
-            'e.g. df.rename_axis(index={"rank": "row_rank"}), or use format="wide"'
+            f"the rows' index has a level named {name!r} (levels {list(index.names)!r}), "
+            f"{clash}; rename it first, "
+            f'e.g. df.rename_axis(index={{"{name}": "row_{name}"}}), or use format="wide"'
         )
 
 

@@ -9,7 +9,7 @@ file's metadata and checks queries against.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator, Mapping, Set
 from contextlib import contextmanager
 from typing import Any
 
@@ -63,6 +63,13 @@ def _as_column_list(df: pd.DataFrame, columns: Any) -> list[Hashable]:
         return [columns]
     if isinstance(columns, list | tuple | pd.Index | np.ndarray | pd.Series):
         return list(columns)
+    # A set or dict has no order to give the vector's dimensions; a frozenset may be a name.
+    unhashable = not isinstance(columns, Hashable)
+    if unhashable or (isinstance(columns, Set | Mapping) and columns not in df.columns):
+        raise TypeError(
+            "'columns' must be a column label or a list-like of column labels, in order "
+            f"(got {type(columns).__name__} {columns!r:.60})"
+        )
     return [columns]
 
 

@@ -44,7 +44,7 @@ from annoy_adapters import AnnoyIndex
 from annoy_adapters._cache import open_index
 from annoy_adapters._pandas_codec import encode_labels, to_json_metadata
 from annoy_adapters._pandas_labels import check_same_rows, label_taker
-from annoy_adapters._pandas_result import check_rank_free, drop_self, to_frame
+from annoy_adapters._pandas_result import check_names_free, drop_self, to_frame
 from annoy_adapters._pandas_vectors import (
     ColumnSpec,
     can_hold_vectors,
@@ -82,6 +82,23 @@ def _check_format(fmt: Any) -> str:
     if fmt not in _FORMATS:
         raise ValueError(f"'format' must be 'tidy' or 'wide' (got {fmt!r})")
     return fmt
+
+
+def _check_bool(name: str, value: Any) -> bool:
+    # "no" or 0 would pass as truthy or falsy without saying so.
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(f"'{name}' must be True or False (got {value!r})")
+    return bool(value)
+
+
+def _check_build_only(n_trees: Any, seed: Any) -> None:
+    """A given index is already built: its trees and seed can't change."""
+    for name, value in (("n_trees", n_trees), ("seed", seed)):
+        if value is not None:
+            raise ValueError(
+                f"'{name}' is {value!r}, but it applies only when building an index; "
+                f"leave {name}=None when passing an index"
+            )
 
 
 def _check_search_k(search_k: Any) -> int:
@@ -216,20 +233,20 @@ def _query_vectors(data: Any, spec: ColumnSpec, f: int, where: str) -> tuple[np.
         qspec = _same_columns(data, spec, "query frame", where)
         x = frame_vectors(data, qspec)
         index = data.index
-    elif isinstance(data, pd.Series) and is_vector_dtype(data.dtype):
+    elif isinstance(data, pd.Series) and is_vector_dtype(data.dtype) and not _is_row(data):
         x = frame_vectors(
             data.to_frame(),
             {"columns": [data.name if data.name is not None else 0], "vector_column": True},
         )
         index = data.index
     elif isinstance(data, pd.Series):
-        if not is_numeric(data.dtype):
+        if not (is_numeric(data.dtype) or _is_row(data)):
             raise TypeError(
                 f"a query Series must be numeric (one vector) or hold a vector per row "
                 f"(got dtype {data.dtype})"
             )
         values = _aligned_series(data, spec, where)
-        x = _array_vectors(values.to_numpy(dtype=np.float32, na_value=np.nan), where)
+        x = _array_vectors(_row_numbers(values), where)
         index = pd.Index([data.name if data.name is not None else 0])
     else:
         x = _array_vectors(data, where)
@@ -237,6 +254,35 @@ def _query_vectors(data: Any, spec: ColumnSpec, f: int, where: str) -> tuple[np.
     if x.shape[1] != f:
         raise ValueError(f"the query vectors have {x.shape[1]} values but {where} has f={f}")
     return x, index
+
+
+def _is_row(data: pd.Series) -> bool:
+    """An object Series of scalars is one vector, e.g. ``df.loc["a"]`` of a frame that also
+    has a text column; a Series of vectors has list or array cells."""
+    return (
+        isinstance(data.dtype, np.dtype)
+        and data.dtype.kind == "O"
+        and len(data) > 0
+        and all(pd.api.types.is_scalar(v) for v in data.array)
+    )
+
+
+def _row_numbers(values: pd.Series) -> np.ndarray:
+    """One vector's values as float32 (NaN where missing), refusing text by its label."""
+    if is_numeric(values.dtype):
+        return values.to_numpy(dtype=np.float32, na_value=np.nan)
+    out = np.empty(len(values), dtype=np.float32)
+    for i, (label, v) in enumerate(values.items()):
+        try:
+            if isinstance(v, str | bytes):
+                raise TypeError  # float("1.5") would read text as a number
+            out[i] = np.nan if pd.isna(v) else float(v)
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"the query Series must hold numbers in the vector columns; label {label!r} "
+                f"holds {type(v).__name__} {v!r:.60}"
+            ) from None
+    return out
 
 
 def _aligned_series(data: pd.Series, spec: ColumnSpec, where: str) -> pd.Series:
@@ -420,7 +466,7 @@ class AnnoyDataFrameAccessor:
             Distance for a new index (default ``"angular"``); with ``index``, must be None
             or the index's metric.
         n_trees : int, optional
-            Trees for a new index (default :data:`DEFAULT_N_TREES`).
+            Trees for a new index (default :data:`DEFAULT_N_TREES`); None with ``index``.
         search_k : int
             Candidates collected per query; -1 means annoy's default, ``n * n_trees`` for the
             ``n`` neighbours searched (``k + 1`` when each row's own match is left out).
@@ -435,10 +481,11 @@ class AnnoyDataFrameAccessor:
         index : AnnoyIndex or path, optional
             An index built from this frame (same rows, same order), used instead of building.
         format : {"tidy", "wide"}
-            ``tidy``: one row per (row, rank); ``wide``: one row per row, columns
-            (``neighbor``/``distance``, rank).
+            ``tidy``: one row per (row, rank), refusing index levels named ``rank``,
+            ``neighbor`` or ``distance``; ``wide``: one row per row in the frame's order,
+            columns (``neighbor``/``distance``, rank).
         seed : int, optional
-            Seed for a reproducible build.
+            Seed for a reproducible build; None with ``index``.
         vector_dtype : {"float32", "float16"}, optional
             How a new index keeps the vectors (see :meth:`build`; default float32); with
             ``index``, must be None or the index's.
@@ -467,9 +514,10 @@ class AnnoyDataFrameAccessor:
         k = _check_k(k)
         fmt = _check_format(format)
         search_k = _check_search_k(search_k)
+        include_self = _check_bool("include_self", include_self)
         df = self._df
         if fmt == "tidy":
-            check_rank_free(df.index)  # before the search, which may take long
+            check_names_free(df.index)  # before the search, which may take long
         if index is None:
             spec = resolve_columns(df, columns)
             x = frame_vectors(df, spec)
@@ -477,6 +525,7 @@ class AnnoyDataFrameAccessor:
                 x, df.index, metric or "angular", n_trees, seed, vector_dtype or "float32", n_jobs
             )
         else:
+            _check_build_only(n_trees, seed)
             idx = _open(index)
             _check_metric(idx, metric, vector_dtype)
             spec = _spec_against_index(df, columns, idx, "frame")
@@ -522,9 +571,10 @@ class AnnoyDataFrameAccessor:
         ----------
         vectors_or_frame : DataFrame, Series or array-like
             A frame with the same vector columns (its index labels the results), a Series
-            of vectors, one numeric Series (e.g. ``df.loc["king"]``, labelled by its name;
-            its labels pick the vector columns by name, a default RangeIndex is read by
-            position), or a 1-d / 2-d array (labelled 0, 1, ...).
+            of vectors, one numeric Series (e.g. ``df.loc["king"]``, also of dtype object
+            when the frame has text columns; labelled by its name; its labels pick the
+            vector columns by name, a default RangeIndex is read by position), or a 1-d /
+            2-d array (labelled 0, 1, ...).
         k : int
             Neighbours per query.
         index : AnnoyIndex or path, optional
@@ -564,6 +614,7 @@ class AnnoyDataFrameAccessor:
             )
             take = df.index.take
         else:
+            _check_build_only(n_trees, seed)
             idx = _open(index)
             _check_metric(idx, metric, vector_dtype)
             spec = _saved_spec(idx) or resolve_columns(df, columns)
@@ -577,7 +628,7 @@ class AnnoyDataFrameAccessor:
             take = label_taker(idx, df.index, _where(idx))
         x, qindex = _query_vectors(vectors_or_frame, spec, idx.f, _where(idx))
         if fmt == "tidy":
-            check_rank_free(qindex)
+            check_names_free(qindex)
         n_items = idx.get_n_items()
         if k > n_items:
             raise ValueError(f"'k' must be at most {n_items}, the number of indexed rows (got {k})")
