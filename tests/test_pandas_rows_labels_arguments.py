@@ -1,4 +1,4 @@
-"""df.annoy: regressions from the session-28 bug hunt, through real pandas DataFrames."""
+"""df.annoy: regressions from user reports: row Series, label dtypes, result names, arguments."""
 
 from __future__ import annotations
 
