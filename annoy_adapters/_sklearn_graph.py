@@ -146,7 +146,8 @@ def rows_equal_to_items(
     item_vectors : ndarray of shape (n, n_features)
         Stored vectors of items ``start .. start + n``.
     metric : str
-        Core metric; hamming compares the bits the index actually stores (x > 0.5).
+        Core metric, not hamming: hamming rows are answered from their values alone (0/1
+        rows repeat, so "the sample at this position" would pick among equal rows by place).
     vector_dtype : {"float32", "float16"}
         How the index keeps its vectors: rows are rounded the same way before comparing.
 
@@ -161,8 +162,6 @@ def rows_equal_to_items(
     ...                     np.array([[1.0, 2.0], [3.0, 5.0]], np.float32), "euclidean")
     array([ True, False])
     """
-    if metric == "hamming":
-        return np.all((X_chunk > 0.5) == (item_vectors > 0.5), axis=1)
     # A query equal to a stored sample after the index's rounding is that sample.
     with np.errstate(over="ignore"):  # beyond float16's range: inf, never equal
         rounded = np.asarray(X_chunk, dtype=vector_dtype).astype(np.float32)

@@ -53,6 +53,9 @@ __all__ = ["AnnoyTransformer"]
 # Keys of metadata["sklearn"] that are fitted state rather than constructor parameters.
 _FITTED_KEYS = ("feature_names_in_", "max_sq_norm_")
 
+# Fitted attributes that validate_data(reset=True) sets before the index is built.
+_RESET_BY_VALIDATE_DATA = ("n_features_in_", "feature_names_in_")
+
 
 class AnnoyTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Transform X into a (weighted) graph of approximate k nearest neighbors.
@@ -63,9 +66,11 @@ class AnnoyTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
     random-projection trees (annoy's algorithm), so they may occasionally miss a true
     neighbour. When X is the data the transformer was fitted on, row ``i`` always starts
     with sample ``i`` itself at an explicit distance ``0.0``, as in the exact transformer.
-    With ``metric='dot'``, where a sample need not be its own nearest neighbour, each row
-    is answered from its values alone: sample ``i`` is listed, at its true distance, only
-    if it is among the row's nearest.
+    With ``metric='dot'``, where a sample need not be its own nearest neighbour, and
+    ``metric='hamming'``, where equal rows are common, each row is answered from its values
+    alone: sample ``i`` is listed, at its true distance, only if it is among the row's
+    nearest (with 'hamming', among the rows equal to it when there are more of them than
+    neighbours asked for).
 
     Parameters
     ----------
@@ -82,9 +87,10 @@ class AnnoyTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
 'dot'}, default='euclidean'
         Distance used to search and reported in the graph. Names scikit-learn knows keep
         scikit-learn's meaning: 'cosine' is ``1 - cos`` (searched with annoy's angular
-        index), 'hamming' is the fraction of differing features (features are binarised
-        at 0.5), 'sqeuclidean' the squared Euclidean distance. 'angular' is annoy's
-        ``sqrt(2 - 2 cos)``. 'dot' searches by largest inner product and reports
+        index), 'hamming' is the fraction of differing features (X must then hold only 0
+        and 1, or bools: the index stores bits), 'sqeuclidean' the squared Euclidean
+        distance. 'angular' is annoy's ``sqrt(2 - 2 cos)``. 'dot' searches by largest
+        inner product and reports
         ``sqrt(|q|**2 + M**2 - 2 q.x)`` (M the largest norm among the fitted samples), a
         non-negative distance that increases as the inner product decreases.
 
@@ -106,12 +112,14 @@ class AnnoyTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         ``sqrt(n_samples)`` similar samples, stored side by side) nearest each query;
         ``search_k`` is then unused. Usually several times faster than the trees at the same
         recall. Only for the metrics searched with annoy's angular or euclidean index
-        ('cosine', 'angular', 'euclidean', 'sqeuclidean').
+        ('cosine', 'angular', 'euclidean', 'sqeuclidean'); other metrics raise in
+        :meth:`fit`.
 
     vector_dtype : {'float32', 'float16'}, default='float32'
         How the index keeps the samples. 'float16' halves their bytes in memory and in the
         saved file, rounding each value to 11 significant bits (values must lie within
-        +-65504); searches run at about 0.75x of float32's speed. Not for 'hamming'.
+        +-65504); searches run at about 0.75x of float32's speed. Not for 'hamming'
+        (raises in :meth:`fit`).
 
     n_jobs : int, default=None
         Number of threads used to build the trees and to search. ``None`` means 1, ``-1``
@@ -153,7 +161,12 @@ class AnnoyTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
     Whether a query row "is" fitted sample ``i`` is decided by position and content: row
     ``i`` of X is treated as sample ``i`` when its values equal the stored ones (after
     float32 rounding). That covers ``fit_transform(X)`` and ``transform(X_train)`` (which
-    return the same graph) without keeping a reference to the training data.
+    return the same graph) without keeping a reference to the training data. Not with
+    'dot' and 'hamming', whose rows are answered from their values alone.
+
+    A :meth:`fit` that raises leaves a previously fitted estimator as it was: parameters
+    are checked before the data, and the fitted attributes are set only once the index is
+    built.
 
     Examples
     --------
@@ -226,26 +239,41 @@ class AnnoyTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
 
         from . import AnnoyIndex
 
+        # Every parameter and combination first: nothing is built, and self is untouched,
+        # when they are wrong.
         _refuse_bools(self)
-        X = validate_data(self, X, dtype=[np.float64, np.float32], order="C")
+        _check_parameter_combinations(self)
         core_metric = CORE_METRIC[self.metric]
-        rng = check_random_state(self.random_state)
-        # Drawn here, not in __init__, so that fit is repeatable for an int random_state.
-        seed = int(rng.randint(np.iinfo(np.int32).max))
+        # validate_data(reset=True) sets n_features_in_ and feature_names_in_ on self; a fit
+        # that fails afterwards puts back those of the previous fit, whose index stays in use.
+        previous = {key: vars(self)[key] for key in _RESET_BY_VALIDATE_DATA if key in vars(self)}
+        try:
+            X = validate_data(self, X, dtype=[np.float64, np.float32], order="C")
+            if core_metric == "hamming":
+                _check_binary(X)
+            rng = check_random_state(self.random_state)
+            # Drawn here, not in __init__, so that fit is repeatable for an int random_state.
+            seed = int(rng.randint(np.iinfo(np.int32).max))
 
-        index = AnnoyIndex(X.shape[1], core_metric, seed=seed, vector_dtype=self.vector_dtype)
-        index.add_items(X)
-        index.build(self.n_trees, n_jobs=effective_n_jobs(self.n_jobs))
-        _check_probe(self.probe, index, f"metric={self.metric!r}")
+            index = AnnoyIndex(X.shape[1], core_metric, seed=seed, vector_dtype=self.vector_dtype)
+            index.add_items(X)
+            index.build(self.n_trees, n_jobs=effective_n_jobs(self.n_jobs))
+            _check_probe(self.probe, index, f"metric={self.metric!r}")
+            # Norms of the vectors the index holds (rounded as stored), as a restored
+            # estimator sees them.
+            max_sq_norm = _max_sq_norm_of_items(index) if core_metric == "dot" else None
+        except BaseException:
+            for key in _RESET_BY_VALIDATE_DATA:
+                vars(self).pop(key, None)
+            vars(self).update(previous)
+            raise
 
         self.index_ = index
         self.metric_ = self.metric
         self.effective_metric_ = core_metric
         self.n_samples_fit_ = X.shape[0]
         self._n_features_out = self.n_samples_fit_
-        # Norms of the vectors the index holds (rounded as stored), as a restored estimator
-        # sees them.
-        self._max_sq_norm = _max_sq_norm_of_items(index) if core_metric == "dot" else None
+        self._max_sq_norm = max_sq_norm
         return self
 
     def transform(self, X):
@@ -261,9 +289,9 @@ class AnnoyTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         Xt : sparse matrix of shape (n_samples_transform, n_samples_fit)
             Xt[i, j] is assigned the weight of edge that connects i to j. Only the
             neighbors have an explicit value. When X is the fitted data the diagonal is
-            always explicit, except with ``metric='dot'``: a row's neighbours then depend on
-            its values only, and sample i is listed (at its true distance) only if it is
-            among them. The matrix is of CSR format.
+            always explicit, except with ``metric='dot'`` or ``'hamming'``: a row's
+            neighbours then depend on its values only, and sample i is listed (at its true
+            distance) only if it is among them. The matrix is of CSR format.
         """
         check_is_fitted(self)
         add_one = self.mode == "distance"
@@ -285,7 +313,7 @@ class AnnoyTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         Xt : sparse matrix of shape (n_samples, n_samples)
             Xt[i, j] is assigned the weight of edge that connects i to j. Only the
             neighbors have an explicit value. The diagonal is always explicit, except with
-            ``metric='dot'`` (see :meth:`transform`).
+            ``metric='dot'`` or ``'hamming'`` (see :meth:`transform`).
             The matrix is of CSR format.
         """
         return self.fit(X).transform(X)
@@ -344,6 +372,8 @@ class AnnoyTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             n_neighbors += 1
         else:
             X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", reset=False)
+            if self.effective_metric_ == "hamming":
+                _check_binary(X)
 
         n_samples_fit = self.n_samples_fit_
         if n_neighbors > n_samples_fit:
@@ -408,9 +438,11 @@ class AnnoyTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         """Approximate k nearest neighbours, ``X=None`` meaning the stored samples.
 
         Every row when X is None, and rows of X equal to the fitted sample at the same
-        position, start with that sample at distance 0.0 -- except rows of X with 'dot': a
-        sample is not its own nearest neighbour there, and forcing it by position would make
-        a row's answer depend on where it sits in X.
+        position, start with that sample at distance 0.0 -- except rows of X with 'dot' and
+        'hamming', where forcing it by position would make a row's answer depend on where it
+        sits in X: with 'dot' a sample is not its own nearest neighbour, and 0/1 rows repeat
+        so often under 'hamming' that the duplicates at distance 0.0 would be ranked by
+        position.
         """
         from sklearn.utils import gen_batches
 
@@ -432,7 +464,7 @@ class AnnoyTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                 self_ids = np.arange(rows.start, rows.start + len(Xc), dtype=np.int64)
                 is_self = np.zeros(len(Xc), dtype=bool)
                 n_overlap = max(0, min(rows.stop, n_fit) - rows.start)
-                if self.effective_metric_ == "dot":
+                if self.effective_metric_ in ("dot", "hamming"):
                     n_overlap = 0  # values alone decide (see the docstring)
                 if n_overlap:
                     stored = self.index_.get_item_vectors(self_ids[:n_overlap])
@@ -754,3 +786,45 @@ def _check_probe(probe: int | None, index: Any, what: str) -> None:
             f"probe={probe} needs an index with cells, which {what} does not have (only "
             "'cosine', 'angular', 'euclidean' and 'sqeuclidean' do); use search_k"
         )
+
+
+#: Core metrics whose indexes have cells, which ``probe`` scans.
+_METRICS_WITH_CELLS = sorted(
+    m for m, core in CORE_METRIC.items() if core in ("angular", "euclidean")
+)
+
+
+def _check_parameter_combinations(est: AnnoyTransformer) -> None:
+    """Refuse parameters that are valid one by one but not together, before any data is seen."""
+    name = type(est).__name__
+    if est.probe is not None and est.metric not in _METRICS_WITH_CELLS:
+        raise ValueError(
+            f"The 'probe' parameter of {name} needs an index with cells, which "
+            f"metric={est.metric!r} does not have: probe must be None unless metric is one "
+            f"of {_METRICS_WITH_CELLS}. Got probe={est.probe!r} with metric={est.metric!r}; "
+            "use search_k instead."
+        )
+    if CORE_METRIC[est.metric] == "hamming" and est.vector_dtype != "float32":
+        raise ValueError(
+            f"The 'vector_dtype' parameter of {name} must be 'float32' with "
+            f"metric='hamming' (a hamming index stores bits). Got {est.vector_dtype!r} instead."
+        )
+
+
+def _check_binary(X: np.ndarray) -> None:
+    """metric='hamming' compares bits: refuse values other than 0 and 1 instead of silently
+    binarising them, which would report distance 0 between different categories."""
+    step = max(1, 2**22 // max(1, X.shape[1]))  # bounded temporaries on large X
+    for start in range(0, X.shape[0], step):
+        chunk = X[start : start + step]
+        bad = (chunk != 0) & (chunk != 1)
+        rows = np.flatnonzero(bad.any(axis=1))
+        if len(rows):
+            row = int(rows[0])
+            col = int(np.flatnonzero(bad[row])[0])
+            raise ValueError(
+                "X must hold only 0 and 1 (or bool) features with metric='hamming', as the "
+                f"index stores bits; got X[{start + row}, {col}] = {float(chunk[row, col])!r}. "
+                "One-hot encode categorical features (sklearn.preprocessing.OneHotEncoder) "
+                "or binarise them (sklearn.preprocessing.Binarizer) first."
+            )

@@ -313,5 +313,5 @@ def test_init_takes_keywords_only():
 
 
 def test_probe_needs_a_metric_with_cells():
-    with pytest.raises(ValueError, match="probe=2 needs an index with cells"):
+    with pytest.raises(ValueError, match="'probe' parameter of AnnoyTransformer needs an index"):
         AnnoyTransformer(metric="manhattan", probe=2).fit(_data("manhattan", n=50))
