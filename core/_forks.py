@@ -48,6 +48,7 @@ def fork_map(
     ``after(item)`` runs in the caller as each item's result arrives.  Check :func:`can_fork`
     first."""
     results: list[Any] = [None] * len(items)
+    n_jobs = max(1, min(n_jobs, len(items)))  # one share per worker: never more than items
     shares = [range(w, len(items), n_jobs) for w in range(n_jobs)]
     children: list[tuple[int, int, range]] = []  # pid, read end of its pipe, its items
     mine = [shares[0]]

@@ -420,3 +420,31 @@ def test_a_huge_id_says_ids_index_rows() -> None:
     with pytest.raises(MemoryError, match=r"id 1099511627776 needs a store .*set_labels"):
         index.add_item(2**40, [1.0, 2.0, 3.0, 4.0])
     assert index.get_n_items() == 0
+
+
+def _address_space() -> int:
+    with open("/proc/self/status") as fh:
+        return next(int(line.split()[1]) * 1024 for line in fh if line.startswith("VmSize:"))
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads /proc (Linux)")
+def test_a_huge_n_jobs_costs_no_more_than_the_work() -> None:
+    # a list of n_jobs shares was made before forking: n_jobs=10**11 ate 23 GB and was killed.
+    # 30,000 items x 10 trees take the forked path; the address space is capped 1 GiB above
+    # what the process maps, so the old list fails fast with MemoryError instead of swapping
+    import resource
+
+    X = np.random.default_rng(0).normal(size=(30_000, 8)).astype(np.float32)
+    index = AnnoyIndex(8, "euclidean", seed=5)
+    index.add_items(X)
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(resource.RLIMIT_AS, (_address_space() + 2**30, hard))
+    try:
+        index.build(10, n_jobs=10**11, cells=False)
+        ids, _ = index.query(X[:50], 5, n_jobs=10**11)
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+    same = AnnoyIndex(8, "euclidean", seed=5)
+    same.add_items(X)
+    same.build(10, n_jobs=1, cells=False)
+    np.testing.assert_array_equal(ids, same.query(X[:50], 5)[0])
