@@ -296,6 +296,12 @@ def _convert(
         roots=root_ref,
     )
     store = _field(mm, n_nodes, lay, lay.v, lay.dtype, lay.width)[:n]
+    if metric == "hamming" and f % 64 and n:
+        # annoy sets no item bit at or beyond f (LSB first): a set one means the file's f is
+        # larger, which the node size cannot tell while both fit the same words
+        beyond = ~np.uint64((1 << (f % 64)) - 1)
+        if (store[:, -1][present] & beyond).any():
+            raise bad(f"an item sets a bit beyond f={f} (the file was built with a larger f)")
     return {
         "_store": store,
         "_present": present,

@@ -24,3 +24,8 @@ class RowError(ValueError):
     def __init__(self, message: str, argument: str, row: int, reason: str):
         super().__init__(message)
         self.argument, self.row, self.reason = argument, row, reason
+
+    def __reduce__(self) -> tuple[type[RowError], tuple[str, str, int, str]]:
+        # pickled with all four arguments (``args`` holds only the message), so the error
+        # crosses processes: Dask workers, multiprocessing
+        return type(self), (str(self), self.argument, self.row, self.reason)

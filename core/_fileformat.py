@@ -46,6 +46,7 @@ HALF_VERSION = 4
 READABLE = (1, 2, 3, 4)
 HEADER = struct.Struct("<8sIIQQI28x")
 ALIGN = 64
+MAX_DIM = 1 << 48  # no real array has a dimension this long (it would need 256 TiB)
 MAX_MANIFEST = 1 << 26  # 64 MiB of JSON is far beyond any real index's manifest
 DTYPES = {"<f2", "<f4", "<i4", "<i8", "<u8", "|u1", "|b1"}
 # arrays that version 2 writes narrower when that loses nothing: the tree arrays as int32 (any
@@ -195,12 +196,14 @@ class Mapped:
             not isinstance(dtype, str)
             or dtype not in DTYPES
             or not isinstance(shape, list)
-            or len(shape) > 2
+            or not 1 <= len(shape) <= 2  # every array has rows; a 0-d one has no len()
         ):
             raise bad
         if not all(
             isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in [*shape, off, nbytes]
         ):
+            raise bad
+        if max(shape) >= MAX_DIM:  # an empty array may not claim 2**62 columns either
             raise bad
         count = int(np.prod(shape, dtype=object))
         if count * np.dtype(dtype).itemsize != nbytes or off % ALIGN or off + nbytes > self.size:

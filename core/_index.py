@@ -225,7 +225,9 @@ class AnnoyIndex:
                 f"cannot {what}: the index is not built; call build() or load() first"
             )
         if self._unchecked:
-            check_forest(str(self.path), self._forest, self._metric, self.f, self._n)
+            check_forest(
+                str(self.path), self._forest, self._metric, self.f, self._n, self._present
+            )
             self._unchecked = False
         return self._forest
 
@@ -836,7 +838,7 @@ class AnnoyIndex:
         """Labels of ids 0..get_n_items()-1 (object array of str, or int64), or None."""
         if self._labels is None and self._label_arrays is not None:
             kind, arrays = self._label_arrays
-            self._labels = _labels.from_arrays(kind, arrays, self._n)
+            self._labels = _labels.from_arrays(kind, arrays, self._n, str(self.path))
         return self._labels
 
     def ids_for(self, labels: Any) -> np.ndarray:

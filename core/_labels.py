@@ -43,21 +43,30 @@ def to_arrays(labels: np.ndarray) -> tuple[str, dict[str, np.ndarray]]:
     return "str", {"labels_ptr": ptr, "labels_utf8": blob}
 
 
-def from_arrays(kind: Any, arrays: dict[str, np.ndarray], n_items: int) -> np.ndarray | None:
-    """Decode stored labels, validating every offset (a bad file raises IndexFileError)."""
+def from_arrays(
+    kind: Any, arrays: dict[str, np.ndarray], n_items: int, path: str = "pickle"
+) -> np.ndarray | None:
+    """Decode stored labels, validating every offset and their uniqueness (a bad file raises
+    IndexFileError naming ``path``)."""
     if kind is None:
         return None
+
+    def bad(what: str) -> IndexFileError:
+        return IndexFileError(f"{path}: corrupted labels ({what})")
+
     if kind == "int":
         lab = arrays.get("labels_int")
         if lab is None or lab.shape != (n_items,) or lab.dtype != np.int64:
-            raise IndexFileError("corrupted labels (int labels missing or of the wrong length)")
-        return np.array(lab)
+            raise bad("int labels missing or of the wrong length")
+        return _unique(np.array(lab), bad)
     if kind == "str":
         ptr, blob = arrays.get("labels_ptr"), arrays.get("labels_utf8")
         if ptr is None or blob is None or ptr.shape != (n_items + 1,) or ptr.dtype != np.int64:
-            raise IndexFileError("corrupted labels (str label offsets missing or mis-sized)")
-        if n_items and (ptr[0] != 0 or ptr[-1] != len(blob) or (np.diff(ptr) < 0).any()):
-            raise IndexFileError("corrupted labels (str label offsets out of range)")
+            raise bad("str label offsets missing or mis-sized")
+        if blob.ndim != 1 or (
+            n_items and (ptr[0] != 0 or ptr[-1] != len(blob) or (np.diff(ptr) < 0).any())
+        ):
+            raise bad("str label offsets out of range")
         raw = blob.tobytes()
         try:
             p = ptr.tolist()
@@ -68,7 +77,14 @@ def from_arrays(kind: Any, arrays: dict[str, np.ndarray], n_items: int) -> np.nd
                 out = [raw[a:b].decode("utf-8", "surrogatepass") for a, b in itertools.pairwise(p)]
             arr = np.empty(len(out), dtype=object)
             arr[:] = out
-            return arr
         except UnicodeDecodeError as exc:
-            raise IndexFileError(f"corrupted labels ({exc})") from None
-    raise IndexFileError(f"corrupted manifest (unknown labels kind {kind!r})")
+            raise bad(str(exc)) from None
+        return _unique(arr, bad)
+    raise IndexFileError(f"{path}: corrupted manifest (unknown labels kind {kind!r})")
+
+
+def _unique(labels: np.ndarray, bad: Any) -> np.ndarray:
+    """``labels``, refused when one repeats: ids_for would answer one id for two items."""
+    if len(labels) != len(set(labels.tolist())):
+        raise bad("a label repeats")
+    return labels

@@ -46,15 +46,26 @@ def _array(m: Mapped, name: str, dtype: str, shape: tuple[int, ...]) -> np.ndarr
     return a
 
 
-def check_forest(path: str, forest: Forest, metric: Metric, f: int, n_items: int) -> None:
-    """Pointers in range, children after parents (no cycles), leaf ranges inside leaf_items,
-    leaf items inside 0..n_items-1 (so a search may hold them in int32 and gather rows)."""
+def check_forest(
+    path: str,
+    forest: Forest,
+    metric: Metric,
+    f: int,
+    n_items: int,
+    present: np.ndarray | None = None,
+) -> None:
+    """Pointers in range, children after parents (no cycles), each node reached once (trees,
+    not graphs whose paths multiply), leaf ranges inside leaf_items, leaf items inside
+    0..n_items-1 (so a search may hold them in int32 and gather rows) and, given ``present``,
+    items rather than holes."""
     leaf_ptr, children, n_splits = forest.leaf_ptr, forest.children, forest.n_splits
     n_leaves, items = forest.n_leaves, forest.leaf_items
     if leaf_ptr[0] != 0 or leaf_ptr[-1] != len(items) or (np.diff(leaf_ptr) < 0).any():
         raise IndexFileError(f"{path}: corrupted (leaf ranges out of bounds)")
     if items.size and (items.min() < 0 or items.max() >= n_items):
         raise IndexFileError(f"{path}: corrupted leaf items (id out of range)")
+    if items.size and present is not None and not present[: len(present)].take(items).all():
+        raise IndexFileError(f"{path}: corrupted leaf items (a leaf lists an id with no item)")
     for refs in (children, forest.roots):
         if refs.size and ((refs < -n_leaves).any() or (refs >= n_splits).any()):
             raise IndexFileError(f"{path}: corrupted (node pointer out of range)")
@@ -62,6 +73,11 @@ def check_forest(path: str, forest: Forest, metric: Metric, f: int, n_items: int
         own = np.arange(n_splits)[:, None]
         if ((children >= 0) & (children <= own)).any():
             raise IndexFileError(f"{path}: corrupted (a split points back up its tree)")
+    # a node with two parents turns a tree into a graph whose paths double at each sharing
+    # split: 2**splits leaves for a search or an export to walk
+    refs = np.concatenate([children.ravel(), forest.roots]).astype(np.int64, copy=False)
+    if refs.size and np.bincount(refs + n_leaves, minlength=n_leaves + n_splits).max() > 1:
+        raise IndexFileError(f"{path}: corrupted (the trees share or revisit nodes)")
     if metric.is_hamming and n_splits:
         # annoy's padding bits (f..64*words-1) can hold splits of a converted .ann forest
         top = 64 * words_for_bits(max(f, 1))

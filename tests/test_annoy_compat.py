@@ -446,3 +446,17 @@ def test_annoy_reading_our_export_finds_each_item_at_distance_zero(tmp_path: Pat
     item_bytes = 300 * layout("angular", 16).size
     again = (tmp_path / "again.ann").read_bytes()[:item_bytes]
     assert again == (tmp_path / "ours.ann").read_bytes()[:item_bytes]
+
+
+def test_a_hamming_ann_opened_with_a_smaller_f_is_refused(tmp_path: Path) -> None:
+    # any f up to 64 has the same node size: items' bits beyond f then counted in distances
+    X = np.random.default_rng(1).integers(0, 2, size=(120, 20)).astype(np.float32)
+    index = AnnoyIndex(20, "hamming", seed=1)
+    index.add_items(X)
+    index.build(3)
+    index.export_annoy(tmp_path / "h.ann")
+    with pytest.raises(IndexFileError, match="sets a bit beyond f=1"):
+        AnnoyIndex(1, "hamming").load(tmp_path / "h.ann")
+    same = AnnoyIndex(20, "hamming")
+    same.load(tmp_path / "h.ann")
+    assert same.get_n_items() == 120

@@ -448,3 +448,18 @@ def test_a_huge_n_jobs_costs_no_more_than_the_work() -> None:
     same.add_items(X)
     same.build(10, n_jobs=1, cells=False)
     np.testing.assert_array_equal(ids, same.query(X[:50], 5)[0])
+
+
+def test_row_error_crosses_processes() -> None:
+    # it could not be unpickled (its __init__ takes four arguments), so a Dask worker's
+    # "'X' holds NaN" came back as a wrapped exception
+    index = AnnoyIndex(3, "euclidean")
+    with pytest.raises(annoy_adapters.RowError) as caught:
+        index.add_items(np.array([[1.0, 2.0, 3.0], [np.nan, 0.0, 0.0]]))
+    back = pickle.loads(pickle.dumps(caught.value))
+    assert type(back) is annoy_adapters.RowError and str(back) == str(caught.value)
+    assert (back.argument, back.row, back.reason) == (
+        caught.value.argument,
+        caught.value.row,
+        caught.value.reason,
+    )

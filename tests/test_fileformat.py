@@ -290,6 +290,9 @@ def _rewrite_manifest(path: Path, edit) -> None:
         (lambda m: m.update(labels="pickle"), "labels"),
         (lambda m: m.update(metadata=[1, 2]), "metadata"),
         (lambda m: m["arrays"].pop("leaf_items"), "leaf items"),
+        # an empty array claiming 2**62 columns made NumPy raise "array is too big"
+        (lambda m: m["arrays"]["offsets"].update(shape=[0, 2**62], nbytes=0), "offsets"),
+        (lambda m: m["arrays"]["vectors"].update(shape=[], nbytes=4), "vectors"),  # 0-d
     ],
 )
 def test_hostile_manifests_are_index_file_errors(tmp_path: Path, edit, match: str) -> None:
@@ -320,6 +323,10 @@ def _patch_array(path: Path, name: str, values: np.ndarray, at: int = 0) -> None
         ("leaf_ptr", np.array([5]), "leaf ranges"),
         ("leaf_items", np.array([10**9]), "leaf items"),
         ("present", np.array([7]), "present"),
+        # split 0's children both split 1: a graph whose paths double at every shared split
+        # (searches hung, exports asked for GiBs)
+        ("children", np.array([1, 1]), "share or revisit"),
+        ("present", np.array([0]), "no item"),  # a hole in a leaf was returned as an answer
     ],
 )
 def test_hostile_arrays_are_index_file_errors(
@@ -351,3 +358,20 @@ def test_pointer_checks_run_once_before_first_use(tmp_path: Path) -> None:
 def test_header_is_the_documented_struct() -> None:
     assert ff.HEADER.size == 64 and ff.HEADER.format == "<8sIIQQI28x"
     assert struct.calcsize("<8sIIQQI28x") == 64
+
+
+@pytest.mark.parametrize("kind", ["int", "str"])
+def test_a_file_whose_labels_repeat_is_corrupted(tmp_path: Path, kind: str) -> None:
+    # ids_for answered one id for two items, and save wrote the duplicates on
+    index = _built("euclidean", n=100)
+    index.set_labels(list(range(100)) if kind == "int" else [f"w{i:02d}" for i in range(100)])
+    path = tmp_path / "a.annoy"
+    index.save(path)
+    if kind == "int":
+        _patch_array(path, "labels_int", np.array([0]), at=1)
+    else:
+        _patch_array(path, "labels_utf8", np.frombuffer(b"w00", np.uint8), at=3)
+    loaded = load(path)
+    for use in (lambda: loaded.labels, lambda: loaded.ids_for([5]), lambda: loaded.save(path)):
+        with pytest.raises(IndexFileError, match=r"a\.annoy: corrupted labels \(a label repeats"):
+            use()
