@@ -225,9 +225,7 @@ class AnnoyIndex:
                 f"cannot {what}: the index is not built; call build() or load() first"
             )
         if self._unchecked:
-            check_forest(
-                str(self.path), self._forest, self._metric, self.f, self._n, self._present
-            )
+            check_forest(str(self.path), self._forest, self._metric, self.f, self._n, self._present)
             self._unchecked = False
         return self._forest
 
