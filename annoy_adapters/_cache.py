@@ -2,50 +2,96 @@
 
 Dask workers and the pandas accessor open an index by path many times; each process maps a
 file once and every thread shares it.  A replaced file is opened afresh: saves rename a new
-file (a new inode) over the path, and the key also holds ctime, which no tool can set back
+file (a new inode) over the path, and the identity also holds ctime, which no tool can set back
 (``cp -p``, ``rsync -t`` and ``os.utime`` restore mtimes; coarse mtimes repeat).
+
+The cache lets go of old files: every consultation drops the entries whose file is gone or
+was replaced, and at most :data:`MAX_FILES` files stay cached (least recently used dropped
+first).  Dropping only forgets the cache's reference: a query still using that index keeps it,
+and its mapping, alive until it finishes; the file is unmapped when the last user lets go.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+from collections import OrderedDict
 from typing import Any
 
 from annoy_adapters.core import AnnoyIndex, load
 
-__all__ = ["cache_info", "clear_cache", "open_index"]
+__all__ = [
+    "MAX_FILES",
+    "FileIdentity",
+    "cache_info",
+    "clear_cache",
+    "file_identity",
+    "open_index",
+    "open_with_identity",
+]
+
+#: (device, inode, mtime_ns, ctime_ns, size): a different value means a different file
+FileIdentity = tuple[int, int, int, int, int]
+
+#: most files one process keeps open through the cache
+MAX_FILES = 16
 
 _lock = threading.Lock()
-_cache: dict[tuple[str, int, int, int, int, int], AnnoyIndex] = {}
+_cache: OrderedDict[str, tuple[FileIdentity, AnnoyIndex]] = OrderedDict()  # oldest use first
 _stats = {"opens": 0, "hits": 0}
+
+
+def file_identity(path: str | os.PathLike[str]) -> FileIdentity:
+    """The identity of the file at ``path`` now (FileNotFoundError if there is none)."""
+    st = os.stat(path)
+    return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
+
+
+def _current(path: str) -> FileIdentity | None:
+    try:
+        return file_identity(path)
+    except OSError:
+        return None
+
+
+def open_with_identity(path: str | os.PathLike[str]) -> tuple[AnnoyIndex, FileIdentity]:
+    """The index at ``path``, opened once per process and version of the file, and that
+    version's identity (what a Dask task key holds so a replaced file gives new keys)."""
+    p = os.path.abspath(os.fspath(path))
+    identity = file_identity(p)
+    with _lock:
+        # cheap stat checks: a retired or replaced file must not stay mapped for ever
+        for other, (held, _) in list(_cache.items()):
+            if other != p and _current(other) != held:
+                del _cache[other]
+        entry = _cache.get(p)
+        if entry is not None and entry[0] == identity:
+            _cache.move_to_end(p)
+            _stats["hits"] += 1
+            return entry[1], identity
+        index = load(p)
+        _cache[p] = (identity, index)  # replaces a stale version of this path
+        _cache.move_to_end(p)
+        while len(_cache) > MAX_FILES:
+            _cache.popitem(last=False)
+        _stats["opens"] += 1
+        return index, identity
 
 
 def open_index(path: str | os.PathLike[str]) -> AnnoyIndex:
     """The index at ``path``, opened once per process and version of the file."""
-    p = os.path.abspath(os.fspath(path))
-    st = os.stat(p)
-    key = (p, st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
-    with _lock:
-        hit = _cache.get(key)
-        if hit is not None:
-            _stats["hits"] += 1
-            return hit
-        index = load(p)
-        for old in [k for k in _cache if k[0] == p]:  # drop stale versions of this path
-            del _cache[old]
-        _cache[key] = index
-        _stats["opens"] += 1
-        return index
+    return open_with_identity(path)[0]
 
 
 def cache_info() -> dict[str, Any]:
-    """Counts of file opens and cache hits in this process."""
+    """Counts of file opens and cache hits in this process, and the files cached now."""
     with _lock:
         return {**_stats, "files": len(_cache)}
 
 
-def clear_cache() -> None:
-    """Forget every cached index (mappings close when no one holds them)."""
+def clear_cache() -> int:
+    """Forget every cached index (mappings close when no one holds them); how many there were."""
     with _lock:
+        count = len(_cache)
         _cache.clear()
+        return count

@@ -1,11 +1,12 @@
 """Per-block work of the Dask adapter: runs inside worker processes.
 
-Everything here receives only the index *path* and opens it through the per-process cache
-(:func:`annoy_adapters._cache.open_index`), so a worker maps each file once and all of its
-threads share the mapping. Vectors are read from a partition with the pandas adapter's
-:func:`~annoy_adapters._pandas_vectors.frame_vectors` (numeric, nullable and Arrow columns, or
-one column of vectors; errors name the column and row), and labels a pandas frame encoded in the
-file come back decoded, as the pandas accessor returns them.
+Everything here receives only the index *path* (and the file's identity when the graph was
+built, which only makes the task keys differ for a replaced file) and opens it through the
+per-process cache (:func:`annoy_adapters._cache.open_index`), so a worker maps each file once
+and all of its threads share the mapping. Vectors are read from a partition with the pandas
+adapter's :func:`~annoy_adapters._pandas_vectors.frame_vectors` (numeric, nullable and Arrow
+columns, or one column of vectors; errors name the column and row), and labels a pandas frame
+encoded in the file come back decoded, as the pandas accessor returns them.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from annoy_adapters._cache import open_index
+from annoy_adapters._cache import FileIdentity, open_index
 from annoy_adapters._pandas_codec import _dumps
 from annoy_adapters._pandas_labels import decoding_taker
 from annoy_adapters._pandas_vectors import ColumnSpec, frame_vectors, naming_rows
 from annoy_adapters._recorded import gensim_keys, pandas_label_codec
+from annoy_adapters.core import RowError
 
 if TYPE_CHECKING:  # pragma: no cover
     from annoy_adapters import AnnoyIndex
@@ -106,6 +108,7 @@ def empty_result(query_index: pd.Index, k: int, take: NeighborTaker) -> pd.DataF
 def query_partition(
     part: pd.DataFrame,
     path: str,
+    identity: FileIdentity,
     k: int,
     search: dict[str, Any],
     spec: ColumnSpec,
@@ -113,8 +116,10 @@ def query_partition(
 ) -> pd.DataFrame:
     """Neighbours of every row of one partition (the map_partitions function).
 
-    ``spec`` is the pandas adapter's ``{"columns": [...], "vector_column": bool}``;
-    ``partition_info`` (given by Dask) names the partition in errors about a row.
+    ``identity`` is the file's when the graph was built: it is there for the task key only
+    (the task opens the file at ``path`` as it is now). ``spec`` is the pandas adapter's
+    ``{"columns": [...], "vector_column": bool}``; ``partition_info`` (given by Dask) names the
+    partition in errors about a row.
     """
     index = open_index(path)
     take = neighbor_taker(index)
@@ -145,6 +150,7 @@ def _checked_width(x: np.ndarray, spec: ColumnSpec, f: int, path: str) -> np.nda
 def query_items_partition(
     part: pd.Series,
     path: str,
+    identity: FileIdentity,
     k: int,
     search: dict[str, Any],
     by_label: bool,
@@ -219,18 +225,44 @@ def _refuse_missing_ids(part: pd.Series) -> None:
         )
 
 
-def query_block(block: np.ndarray, path: str, k: int, search: dict[str, Any]) -> np.ndarray:
+def query_block(
+    block: np.ndarray,
+    path: str,
+    identity: FileIdentity,
+    k: int,
+    search: dict[str, Any],
+    block_info: dict[Any, Any] | None = None,
+) -> np.ndarray:
     """Neighbours of the rows of one array block, as a (rows, k) record array (id, distance).
 
-    ``search`` holds the query's ``search_k`` and ``probe``, as in every function here.
+    ``search`` holds the query's ``search_k`` and ``probe``, as in every function here;
+    ``block_info`` (given by Dask) places the block in the user's array, so an error names the
+    row as the user counts it.
     """
     out = np.empty((block.shape[0], k), dtype=PAIR_DTYPE)
     if block.shape[0] == 0:
         return out
-    ids, dist = open_index(path).query(block, k, **search)
+    try:
+        ids, dist = open_index(path).query(block, k, **search)
+    except RowError as exc:
+        # a plain ValueError: RowError does not survive pickling back to the client
+        raise ValueError(f"'x' row {_array_row(exc.row, block_info)} {exc.reason}") from None
     out["id"] = ids
     out["distance"] = dist
     return out
+
+
+def _array_row(row: int, block_info: dict[Any, Any] | None) -> str:
+    """The row's position in the whole array (its block's offset is known unless the
+    chunk sizes are), and its place in the block."""
+    info = (block_info or {}).get(0)
+    if info is None:
+        return str(row)
+    block = info["chunk-location"][0]
+    start = info["array-location"][0][0]
+    if start is None or np.isnan(start):
+        return f"{row} of block {block}"
+    return f"{int(start) + row} (row {row} of block {block})"
 
 
 def build_trees_task(
@@ -244,6 +276,18 @@ def build_trees_task(
     """Build some trees of the forest on a worker from the shared .npy file."""
     from annoy_adapters.core import build_trees
 
-    return build_trees(
-        vectors_path, metric, tree_ids, seed=seed, leaf_size=leaf_size, vector_dtype=vector_dtype
-    )
+    try:
+        return build_trees(
+            vectors_path,
+            metric,
+            tree_ids,
+            seed=seed,
+            leaf_size=leaf_size,
+            vector_dtype=vector_dtype,
+        )
+    except RowError as exc:
+        # Only reading the data finds NaN/inf: name the user's file and row, not the core's
+        # 'X'; a plain ValueError, as RowError does not survive pickling back to the client.
+        raise ValueError(
+            f"'vectors' row {exc.row} of {vectors_path!r} {exc.reason}: fix or drop it"
+        ) from None

@@ -1,10 +1,11 @@
 """Query and build annoy-adapters indexes at scale with Dask.
 
-Tasks carry only the *path* of the index file. Every worker process opens (memory-maps) the
-file once through a per-process cache keyed by the absolute path and the file's identity (device,
-inode, modification and change times, size), and all of its threads share that mapping; a file
-replaced by renaming a new one over the path is opened afresh. Results equal the single-process
-results exactly.
+Tasks carry only the *path* of the index file (and, in their keys, the file's identity when
+the query was built). Every worker process opens (memory-maps) the file once through a
+per-process cache keyed by the absolute path and the file's identity (device, inode, modification
+and change times, size), and all of its threads share that mapping; a file replaced by renaming a
+new one over the path is opened afresh, and files gone or replaced are let go. Results equal the
+single-process results exactly.
 
 The file must exist at the same path on every worker (a shared filesystem or a synced local
 copy; memory-mapping needs a local POSIX file). Replace a file by writing a new one and renaming
@@ -38,7 +39,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from annoy_adapters._cache import cache_info, open_index
+from annoy_adapters._cache import (
+    FileIdentity,
+    cache_info,
+    clear_cache,
+    open_index,
+    open_with_identity,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import dask.array as da
@@ -51,6 +58,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "build_index",
+    "clear_worker_cache",
     "preload",
     "query_array",
     "query_dataframe",
@@ -77,6 +85,7 @@ def _index_path(index: str | os.PathLike[str] | AnnoyIndex) -> str:
         path = os.fspath(index)
     elif getattr(index, "path", None):
         path = index.path
+        _refuse_unsaved(index)
     else:
         raise TypeError(
             "'index' must be the path of a saved index file or a file-backed AnnoyIndex "
@@ -86,6 +95,34 @@ def _index_path(index: str | os.PathLike[str] | AnnoyIndex) -> str:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"'index' file not found: {path!r}")
     return path
+
+
+def _refuse_unsaved(index: Any) -> None:
+    """Tasks open the file, not this object: labels or metadata set since it was loaded
+    (which its pickle carries beside the path) would silently not be used."""
+    from annoy_adapters.core import AnnoyIndex
+
+    if not isinstance(index, AnnoyIndex):
+        return
+    state = index.__getstate__()
+    unsaved = [name for name in ("labels", "metadata") if name in state]
+    if unsaved:
+        raise ValueError(
+            f"'index' has unsaved {' and '.join(unsaved)} (changed since it was loaded from "
+            f"{index.path!r}); the tasks open the file, not this object: save() it first"
+        )
+
+
+def _open(index: str | os.PathLike[str] | AnnoyIndex) -> tuple[str, AnnoyIndex, FileIdentity]:
+    """The index file's path, its opened index and its identity when the graph is built.
+
+    The identity goes into every task's arguments, so it is part of the task keys: a file
+    replaced at the same path gives new keys, never the results the cluster holds (persisted
+    collections, futures) for the old file.
+    """
+    path = _index_path(index)
+    opened, identity = open_with_identity(path)
+    return path, opened, identity
 
 
 def _check_k(k: Any) -> int:
@@ -255,14 +292,14 @@ def query_dataframe(
     if not isinstance(frame, dd.DataFrame):
         raise TypeError(f"'frame' must be a dask.dataframe.DataFrame (got {type(frame).__name__})")
     k = _check_k(k)
-    path = _index_path(index)
-    opened = open_index(path)
+    path, opened, identity = _open(index)
     search = _search(search_k, probe, opened)
     spec = _vector_spec(frame._meta, columns, opened)
     meta = _dask_tidy.empty_result(frame._meta.index, k, _dask_tidy.neighbor_taker(opened))
     return frame.map_partitions(
         _dask_tidy.query_partition,
         path,
+        identity,
         k,
         search,
         spec,
@@ -327,8 +364,7 @@ def query_items(
     if not isinstance(items, dd.Series):
         raise TypeError(f"'items' must be a dask.dataframe.Series (got {type(items).__name__})")
     k = _check_k(k)
-    path = _index_path(index)
-    opened = open_index(path)
+    path, opened, identity = _open(index)
     search = _search(search_k, probe, opened)
     has_labels = opened.labels is not None
     if by is None:
@@ -344,6 +380,7 @@ def query_items(
     return items.map_partitions(
         _dask_tidy.query_items_partition,
         path,
+        identity,
         k,
         search,
         by == "label",
@@ -388,7 +425,8 @@ def query_array(
         int64 and float32 arrays of shape (n, k), chunked like `x`'s rows, rows sorted best
         first, padded with -1 / inf when fewer than k items are found (as
         ``AnnoyIndex.query``). Both come from the same tasks: computing them together
-        (``dask.compute(ids, distances)``) queries each block once.
+        (``dask.compute(ids, distances)``) queries each block once. A row holding NaN or inf
+        raises ValueError at compute time, naming its row in `x` (and in its block).
 
     Examples
     --------
@@ -411,17 +449,19 @@ def query_array(
     if not isinstance(x, da.Array):
         raise TypeError(f"'x' must be a dask.array.Array (got {type(x).__name__})")
     k = _check_k(k)
-    path = _index_path(index)
-    opened = open_index(path)
+    path, opened, identity = _open(index)
     search = _search(search_k, probe, opened)
     f = opened.f
     if x.ndim != 2 or (not np.isnan(x.shape[1]) and x.shape[1] != f):
         raise ValueError(f"'x' must have shape (n, {f}) (got {x.shape})")
+    if x.dtype.kind not in "biuf":  # the core's rule, checked before any task runs
+        raise TypeError(f"'x' must hold real numbers (got dtype {x.dtype})")
     if len(x.chunks[1]) > 1:
         x = x.rechunk({1: -1})
     pairs = x.map_blocks(
         _dask_tidy.query_block,
         path,
+        identity,
         k,
         search,
         dtype=_dask_tidy.PAIR_DTYPE,
@@ -497,8 +537,10 @@ def build_index(
     Runs on the active Dask scheduler: the ``distributed.Client`` in use if there is one,
     otherwise Dask's local threads.
 
-    Every argument (the labels' count, types and uniqueness, the metadata, the seed, the leaf
-    size, the output path) is checked before any task is submitted.
+    Every argument (the shape and dtype of the ``.npy`` file, the labels' count, types and
+    uniqueness, the metadata, the seed, the leaf size, the output path) is checked before any
+    task is submitted. NaN or inf in the vectors shows only when the tasks read them: the build
+    then raises ValueError naming the file and the row.
 
     Examples
     --------
@@ -557,7 +599,8 @@ def build_index(
 
 
 def _check_vectors(vectors: Any) -> tuple[str, int]:
-    """The absolute path of the shared ``.npy`` file and its number of rows (header only)."""
+    """The absolute path of the shared ``.npy`` file and its number of rows, its shape and
+    dtype checked from the header (NaN/inf only show when the tasks read the data)."""
     path = os.fspath(vectors) if isinstance(vectors, (str, os.PathLike)) else None
     if path is None or not path.endswith(".npy"):
         raise TypeError(
@@ -567,11 +610,14 @@ def _check_vectors(vectors: Any) -> tuple[str, int]:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"'vectors' file not found: {path!r}")
     try:
-        shape = np.load(path, mmap_mode="r").shape  # reads the header, maps no data
+        header = np.load(path, mmap_mode="r")  # reads the header, maps no data
     except (ValueError, OSError) as exc:
         raise ValueError(f"'vectors' must be a readable .npy file ({path!r}: {exc})") from None
+    shape, dtype = header.shape, header.dtype
     if len(shape) != 2:
         raise ValueError(f"'vectors' must hold a 2-D array (got shape {shape} in {path!r})")
+    if dtype.kind not in "biuf":  # the core's rule (no complex, text or records)
+        raise TypeError(f"'vectors' must hold real numbers (got dtype {dtype} in {path!r})")
     return path, int(shape[0])
 
 
@@ -652,12 +698,31 @@ def preload(client: Client, index: str | os.PathLike[str] | AnnoyIndex) -> dict[
 
 
 def worker_cache_info(client: Client) -> dict[str, dict[str, int]]:
-    """Per-worker counts of index files opened and cache hits: ``{address: {"opens", "hits"}}``.
+    """Per-worker counts of index files opened and cache hits, and the files open now:
+    ``{address: {"opens", "hits", "files"}}``.
 
     Examples
     --------
     >>> from distributed import Client  # doctest: +SKIP
     >>> worker_cache_info(Client(...))  # doctest: +SKIP
-    {'tcp://127.0.0.1:40000': {'opens': 1, 'hits': 7}, ...}
+    {'tcp://127.0.0.1:40000': {'opens': 1, 'hits': 7, 'files': 1}, ...}
     """
     return client.run(cache_info)
+
+
+def clear_worker_cache(client: Client) -> dict[str, int]:
+    """Forget the index files every worker keeps open: ``{address: files forgotten}``.
+
+    Not needed for correctness: each worker's cache drops, whenever it is consulted, every file
+    that is gone or was replaced, and keeps at most 16 files open (least recently used go
+    first). Use it to release the old files' mappings (and their disk space, for deleted files)
+    at once, after retiring versions. A query still running keeps its file mapped until it ends;
+    later tasks open their file again.
+
+    Examples
+    --------
+    >>> from distributed import Client  # doctest: +SKIP
+    >>> clear_worker_cache(Client(...))  # doctest: +SKIP
+    {'tcp://127.0.0.1:40000': 2, 'tcp://127.0.0.1:40001': 2}
+    """
+    return client.run(clear_cache)

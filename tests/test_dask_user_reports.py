@@ -381,3 +381,209 @@ def test_docs_describe_the_cache_key_the_code_uses():
     page = (Path(__file__).resolve().parents[1] / "docs" / "dask.md").read_text()
     spark = page[page.index("## Spark") :]
     assert "inode" in spark and "keyed by path and modification time" not in spark
+
+
+# -- a file rebuilt at the same path: new task keys, new answers ---------------------------------
+
+
+def _save_at(path: str, X: np.ndarray, labels: list[str]) -> None:
+    """Write a new file beside ``path`` and rename it over ``path`` (the documented way)."""
+    index = AnnoyIndex(F, "euclidean", seed=1)
+    index.add_items(X)
+    index.set_labels(labels)
+    index.build(2)
+    index.save(path + ".new")
+    os.replace(path + ".new", path)
+
+
+def test_a_rebuilt_file_is_queried_not_the_results_held_for_the_old_one(client, tmp_path):
+    path = str(tmp_path / "same.annoy")
+    X = _data(40, seed=11)
+    _save_at(path, X, [f"a{i}" for i in range(40)])
+    Q = X[:6]
+
+    def lazy():
+        frame = dd.from_pandas(pd.DataFrame(Q), npartitions=2)
+        items = dd.from_pandas(pd.Series(np.arange(6)), npartitions=2)
+        ids, _ = query_array(da.from_array(Q, chunks=(3, F)), path, k=1)
+        return (
+            query_dataframe(frame, path, k=1),
+            query_items(items, path, k=1, by="id"),
+            ids,
+        )
+
+    held = [c.persist() for c in lazy()]  # results the cluster keeps for the first file
+    assert held[0].compute()["neighbor"].tolist() == [f"a{i}" for i in range(6)]
+    assert held[2].compute().ravel().tolist() == list(range(6))
+
+    _save_at(path, X[::-1].copy(), [f"b{i}" for i in range(40)])  # same vectors, new ids
+    frame, items, ids = lazy()
+    assert frame.compute()["neighbor"].tolist() == [f"b{39 - i}" for i in range(6)]
+    assert items.compute()["neighbor"].tolist() == [f"b{i}" for i in range(6)]
+    assert ids.compute().ravel().tolist() == [39 - i for i in range(6)]
+    del held
+
+
+# -- an AnnoyIndex whose labels or metadata are not in its file ------------------------------------
+
+
+def test_an_index_with_unsaved_labels_or_metadata_is_refused(tmp_path):
+    path = str(tmp_path / "unsaved.annoy")
+    index = AnnoyIndex(F, "euclidean", seed=1)
+    index.add_items(_data(20, seed=12))
+    index.build(2)
+    index.save(path)
+    items = dd.from_pandas(pd.Series(["n1"]), npartitions=1)
+    frame = dd.from_pandas(pd.DataFrame(_data(4, seed=13)), npartitions=1)
+    array = da.from_array(_data(4, seed=13), chunks=(2, F))
+
+    relabelled = load(path)
+    relabelled.set_labels([f"n{i}" for i in range(20)])
+    retagged = load(path)
+    retagged.set_metadata({"version": 2})
+    for stale, what in ((relabelled, "labels"), (retagged, "metadata")):
+        message = rf"'index' has unsaved {what} .*{os.path.basename(path)}.*save\(\) it first"
+        with pytest.raises(ValueError, match=message):
+            query_items(items, stale, k=2)
+        with pytest.raises(ValueError, match=message):
+            query_dataframe(frame, stale, k=2)
+        with pytest.raises(ValueError, match=message):
+            query_array(array, stale, k=2)
+
+    relabelled.save(path)  # saved, the file has the labels: the index is taken
+    with dask.config.set(scheduler="sync"):
+        got = query_items(items, relabelled, k=1).compute()
+    assert got["neighbor"].tolist() == ["n1"]
+
+
+# -- query_array: errors name the user's argument and the row in the whole array ------------------
+
+
+def test_query_array_errors_name_x_and_the_row_of_the_whole_array(client, index_path):
+    Q = _data(40, seed=14)
+    Q[17, 2] = np.nan
+    ids, _ = query_array(da.from_array(Q, chunks=(10, F)), index_path, k=2)
+    with pytest.raises(ValueError, match=r"^'x' row 17 \(row 7 of block 1\) holds NaN or inf"):
+        ids.compute()
+    with pytest.raises(TypeError, match=r"'x' must hold real numbers \(got dtype complex64\)"):
+        query_array(da.from_array(Q.astype(np.complex64), chunks=(10, F)), index_path, k=2)
+
+
+# -- the per-process file cache lets go of old files -----------------------------------------------
+
+
+def test_the_file_cache_lets_go_of_gone_replaced_and_least_used_files(tmp_path):
+    import shutil
+
+    from annoy_adapters import _cache
+
+    limit = 16  # the documented bound
+    first = tmp_path / "v0.annoy"
+    index = AnnoyIndex(F, "euclidean", seed=1)
+    index.add_items(_data(20, seed=15))
+    index.build(1)
+    index.save(str(first))
+    paths = [first] + [tmp_path / f"v{i}.annoy" for i in range(1, limit + 3)]
+    for p in paths[1:]:
+        shutil.copy(first, p)  # distinct files
+    _cache.clear_cache()
+    in_use = _cache.open_index(paths[0])
+    for p in paths:
+        _cache.open_index(p)
+    assert _cache.cache_info()["files"] == limit  # the least recently used went first
+
+    os.remove(paths[-1])
+    shutil.copy(first, str(paths[-2]) + ".new")
+    os.replace(str(paths[-2]) + ".new", paths[-2])
+    _cache.open_index(paths[-3])  # consulting the cache drops the gone and the replaced file
+    assert _cache.cache_info()["files"] == limit - 2
+    # an index dropped while in use stays usable: the cache only forgets its reference
+    assert in_use.query(_data(2, seed=16), 1)[0].shape == (2, 1)
+    assert _cache.clear_cache() == limit - 2
+    assert _cache.cache_info()["files"] == 0
+
+
+def _maps_of(path: str) -> int:
+    import gc
+
+    gc.collect()
+    with open("/proc/self/maps") as maps:
+        return sum(path in line for line in maps)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="needs Linux /proc")
+def test_workers_let_go_of_retired_versions_and_can_be_cleared(client, tmp_path):
+    old, new = str(tmp_path / "items-v1.annoy"), str(tmp_path / "items-v2.annoy")
+    _save_at(old, _data(30, seed=17), [f"a{i}" for i in range(30)])
+    _save_at(new, _data(30, seed=18), [f"b{i}" for i in range(30)])
+    annoy_adapters.dask.preload(client, old)
+    assert all(client.run(_maps_of, old).values())
+    os.remove(old)  # retired
+    annoy_adapters.dask.preload(client, new)  # every worker consults its cache
+    assert set(client.run(_maps_of, old).values()) == {0}
+
+    cleared = annoy_adapters.dask.clear_worker_cache(client)
+    assert len(cleared) == 2 and all(n >= 1 for n in cleared.values())
+    info = annoy_adapters.dask.worker_cache_info(client)
+    assert {w: i["files"] for w, i in info.items()} == dict.fromkeys(cleared, 0)
+    assert set(client.run(_maps_of, new).values()) == {0}
+
+
+# -- build_index: the .npy header checked before any task, NaN named by file and row --------------
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda X: X.astype(np.complex64),
+        lambda X: X.astype(str),
+        lambda X: np.zeros(X.shape, dtype=[("a", "f4")]),
+    ],
+    ids=["complex", "text", "records"],
+)
+def test_build_index_refuses_vectors_that_are_not_real_numbers_before_any_task(tmp_path, make):
+    np.save(tmp_path / "v.npy", make(_data(20)))
+
+    message = r"'vectors' must hold real numbers \(got dtype .* in '.*v\.npy'\)"
+
+    def build():
+        with pytest.raises(TypeError, match=message):
+            build_index(tmp_path / "v.npy", tmp_path / "o.annoy", n_trees=2)
+
+    _no_task_runs(build)
+
+
+def test_build_index_names_the_vectors_file_and_row_holding_nan(client, tmp_path):
+    X = _data(30, seed=19)
+    X[21, 1] = np.nan
+    np.save(tmp_path / "v.npy", X)
+    with pytest.raises(ValueError, match=r"^'vectors' row 21 of '.*v\.npy' holds NaN or inf"):
+        build_index(tmp_path / "v.npy", tmp_path / "o.annoy", n_trees=2)
+    assert not (tmp_path / "o.annoy").exists()
+
+
+# -- docs/dask.md runs as one script: a worker re-importing it does no work -----------------------
+
+
+def test_the_docs_page_does_no_work_when_a_worker_reimports_it(tmp_path, monkeypatch):
+    import copy
+    from pathlib import Path
+
+    from annoy_adapters import _cache
+
+    docs = Path(__file__).resolve().parents[1] / "docs" / "dask.md"
+    # every ```python block, as tests/test_docs.py runs them (the page has no skip-exec marker)
+    text = docs.read_text()
+    assert "skip-exec" not in text
+    blocks = [b.split("\n", 1)[1].split("```", 1)[0] for b in text.split("```python")[1:]]
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    saved = copy.deepcopy(dask.config.config)
+    before = _cache.cache_info()["opens"]
+    namespace = {"__name__": "__mp_main__"}  # what a spawned worker runs the script as
+    try:
+        exec(compile("\n".join(blocks), str(docs), "exec"), namespace)
+    finally:
+        dask.config.config.clear()
+        dask.config.config.update(saved)
+    assert os.listdir(tmp_path) == []  # no work folder, no index built
+    assert _cache.cache_info()["opens"] == before  # no index opened
