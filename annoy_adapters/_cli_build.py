@@ -12,10 +12,17 @@ from typing import Any
 import numpy as np
 
 from annoy_adapters import AnnoyIndex, RowError
-from annoy_adapters._cli_common import CLIError, check_output, one_line, refuse_same_file, save
-from annoy_adapters._cli_table import read_input, row_message, split_names
+from annoy_adapters._cli_common import (
+    CLIError,
+    UsageError,
+    check_output,
+    one_line,
+    refuse_same_file,
+    save,
+)
+from annoy_adapters._cli_table import check_columns_usage, read_input, row_message, split_names
 
-__all__ = ["build_index", "cmd_build", "say"]
+__all__ = ["build_index", "check_build_usage", "cmd_build", "say"]
 
 
 def _progress(quiet: bool) -> Any:
@@ -57,6 +64,17 @@ def say(quiet: bool, message: str) -> None:
         print(message, file=sys.stderr)
 
 
+def check_build_usage(args: argparse.Namespace) -> None:
+    """Options that do not go together, checked before any file is read (exit code 2)."""
+    check_columns_usage(split_names(args.columns), args.label_column)
+    if args.vector_dtype == "float16" and args.metric == "hamming":
+        # the core refuses it too, but only after the input was read
+        raise UsageError(
+            "--vector-dtype float16 does not go with --metric hamming (hamming stores bits, "
+            "not floats)"
+        )
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     """Run ``annoy-adapters build``."""
     check_output(args.output, "-o/--output")
@@ -69,7 +87,7 @@ def cmd_build(args: argparse.Namespace) -> int:
             "source": os.path.basename(args.input),
             "columns": vectors.columns,
             "vector_column": vectors.vector_column,
-            "label_column": args.label_column,
+            "label_column": vectors.label_column,  # as the table spells it
         },
     }
     start = time.perf_counter()

@@ -49,7 +49,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     queries = args.words if args.words else [w for w in DEMO_WORDS if w in vocabulary]
     unknown = [w for w in queries if w not in vocabulary]
     if unknown:  # before the build, which takes seconds
-        raise CLIError(f"not in the vocabulary: {unknown[0]!r}")
+        more = f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""
+        raise CLIError(f"unknown word {unknown[0]!r} (--words): not in the vocabulary{more}")
     start = time.perf_counter()
     index = build_index(
         X,
@@ -81,6 +82,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
             for j, d in zip(row_ids[keep][: args.k], row_d[keep][: args.k], strict=True)
         ]
         print(f"{word}: " + ", ".join(pairs))
+    if args.quiet:  # -q prints only the answers: no timings, no batch
+        return 0
     print(
         f"{len(queries)} {'query' if len(queries) == 1 else 'queries'} in {query_s * 1000:.1f} ms"
     )

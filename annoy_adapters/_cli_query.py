@@ -22,6 +22,7 @@ from annoy_adapters._cli_common import (
 from annoy_adapters._cli_table import (
     TABLE_SUFFIXES,
     Vectors,
+    check_columns_usage,
     read_input,
     row_message,
     split_names,
@@ -97,7 +98,7 @@ def check_query_usage(args: argparse.Namespace) -> None:
         raise UsageError("--columns and --label-column describe a --vectors table")
     if _output_format(args.output, args.format) == "parquet" and args.output is None:
         raise UsageError("--format parquet needs an output file (-o FILE)")
-    split_names(args.columns)
+    check_columns_usage(split_names(args.columns), args.label_column)
 
 
 class _LabelLookup:

@@ -25,7 +25,7 @@ from typing import Any, NoReturn
 import numpy as np
 
 from annoy_adapters import _cli_args as types
-from annoy_adapters._cli_build import cmd_build, say
+from annoy_adapters._cli_build import check_build_usage, cmd_build, say
 from annoy_adapters._cli_common import (
     EXIT_ERROR,
     EXIT_USAGE,
@@ -267,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("float32", "float16"),
         help="how vectors are kept (float16: half the bytes, 11 significant bits)",
     )
-    p.set_defaults(func=cmd_build)
+    p.set_defaults(func=cmd_build, check=check_build_usage)
 
     p = sub.add_parser("query", parents=[quiet], help="k nearest neighbours from an index file")
     p.add_argument("index", help="the index file")

@@ -49,7 +49,7 @@ def table(tmp_path_factory, data) -> dict[str, str]:
     root = tmp_path_factory.mktemp("cli")
     frame = pd.DataFrame(data, columns=[f"x{j}" for j in range(F)])
     frame.insert(0, "word", [f"w{i}" for i in range(len(data))])
-    frame["flag"] = True  # not a vector column: must not be picked by default
+    frame["note"] = "some text"  # a text column: not picked by default (bools would be)
     paths = {"npy": str(root / "v.npy"), "parquet": str(root / "v.parquet")}
     np.save(paths["npy"], data)
     frame.to_parquet(paths["parquet"])

