@@ -75,11 +75,17 @@ def layout(metric: str, f: int) -> Layout:
 def _field(
     buf: Any, n: int, lay: Layout, offset: int, dtype: str, width: int | None = None
 ) -> np.ndarray:
-    """A strided view of one node field over ``n`` nodes of ``buf`` (no copy)."""
+    """A strided view of one node field over ``n`` nodes of ``buf`` (no copy).
+
+    Viewed through ``np.frombuffer``, which holds the map's buffer export while any view lives:
+    ``np.ndarray(buffer=mm)`` did not, so unloading unmapped pages a query was still reading
+    (a segfault), where a held map must refuse to close until its last view goes.
+    """
     dt = np.dtype(dtype)
+    base = buf if isinstance(buf, np.ndarray) else np.frombuffer(buf, np.uint8)
     if width is None:
-        return np.ndarray((n,), dt, buffer=buf, offset=offset, strides=(lay.size,))
-    return np.ndarray((n, width), dt, buffer=buf, offset=offset, strides=(lay.size, dt.itemsize))
+        return np.ndarray((n,), dt, buffer=base, offset=offset, strides=(lay.size,))
+    return np.ndarray((n, width), dt, buffer=base, offset=offset, strides=(lay.size, dt.itemsize))
 
 
 class AnnFile:
@@ -106,8 +112,9 @@ class AnnFile:
 
 
 # -- reading ---------------------------------------------------------------------------------
-def read_ann(index: AnnoyIndex, path: str, prefault: bool = False) -> None:
-    """Memory-map annoy's ``.ann`` file at ``path`` into ``index`` (its f and metric).
+def read_ann(index: AnnoyIndex, path: str, prefault: bool = False) -> dict[str, Any]:
+    """The state of ``index`` (its f and metric) serving annoy's ``.ann`` file at ``path``,
+    memory-mapped; the caller swaps it in.
 
     Called by :meth:`AnnoyIndex.load` for files without the native magic.
 
@@ -181,8 +188,7 @@ def read_ann(index: AnnoyIndex, path: str, prefault: bool = False) -> None:
         "leaf_size": lay.K,
     }
     state["_mapped"] = AnnFile(path, mm, size, st.st_mtime_ns, info)
-    for k, v in state.items():
-        setattr(index, k, v)
+    return state
 
 
 def _convert(

@@ -8,7 +8,10 @@ import math
 import os
 import sys
 import threading
-from collections.abc import Callable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +76,19 @@ def _vector_dtype(name: Any, metric: Metric) -> np.dtype:
     if metric.is_hamming and name != "float32":
         raise ValueError("'vector_dtype' must be 'float32' for hamming (it stores bits)")
     return VECTOR_DTYPES[name]
+
+
+@dataclass(frozen=True)
+class _Served:
+    """What a search reads, taken from one state of the index (see ``AnnoyIndex._served``)."""
+
+    forest: Forest
+    cells: Cells | None
+    store: np.ndarray
+    sqnorm: np.ndarray | None
+    present: np.ndarray
+    n: int
+    n_present: int
 
 
 def _n_jobs(n_jobs: Any) -> int:
@@ -156,6 +172,7 @@ class AnnoyIndex:
         self._verbose = False
         self._on_disk: str | None = None
         self._lock = threading.Lock()
+        self._labels_lock = threading.Lock()
         self._reset()
 
     # -- state ------------------------------------------------------------------------------
@@ -187,9 +204,49 @@ class AnnoyIndex:
             "_cuts": {},
         }
 
+    # Even while no swap is under way: a load(), build() or unbuild() in another thread sets
+    # the attributes a search reads one by one, and a search must not mix two states of them.
+    _generation = 0
+
+    @contextmanager
+    def _swapping(self) -> Iterator[None]:
+        self._generation += 1
+        try:
+            yield
+        finally:
+            self._generation += 1
+
     def _set_state(self, state: dict[str, Any]) -> None:
-        for k, v in state.items():
-            setattr(self, k, v)
+        with self._swapping():
+            for k, v in state.items():
+                setattr(self, k, v)
+
+    def _served(self, what: str) -> _Served:
+        """The attributes a search reads, all of one state of the index: a thread swapping in
+        another file, or rebuilding, made searches mix two indexes (wrong answers) or meet a
+        half-built one (TypeError).  Swaps are a few attribute sets, so waiting is brief."""
+        while True:
+            gen = self._generation
+            if not gen % 2:
+                served = _Served(
+                    self._forest,  # type: ignore[arg-type]  # checked below
+                    self._cells,
+                    self._store,
+                    self._sqnorm,
+                    self._present,
+                    self._n,
+                    self._n_present,
+                )
+                unchecked = self._unchecked
+                if gen == self._generation:
+                    if served.forest is None or not unchecked:
+                        break
+                    self._require_built(what)  # a newly loaded forest: check its pointers
+                    continue
+            time.sleep(0)
+        if served.forest is None:
+            self._require_built(what)  # raises "not built"
+        return served
 
     @property
     def metric(self) -> str:
@@ -389,7 +446,9 @@ class AnnoyIndex:
             self._trim()
             present = np.flatnonzero(self._present)
             self._check_scale()
-            z = TreeSpace(self._metric, self._store, present, self.f, jobs)
+            z = TreeSpace(
+                self._metric, self._store, present, self.f, jobs, copies=self._on_disk is None
+            )
             done = [0]
 
             def tick(k: int, total: int) -> None:
@@ -454,17 +513,17 @@ class AnnoyIndex:
         rows: np.ndarray | None = None,
     ) -> None:
         """Take a new forest; then cells (angular, euclidean) reorder the stored rows.
-        ``rows``: the present items' rows as the cells score them, if the build has them."""
-        self._forest = forest
-        self._n_present = int(np.count_nonzero(self._present[: self._n]))
-        self._cells = None
+        ``rows``: the present items' rows as the cells score them, if the build has them.
+        Everything is computed first, then swapped in at once (see :meth:`_served`)."""
+        grouped = None
         if cells and self.f > 0:  # zero-length vectors have nothing to group by
-            self._cells = build_cells(
-                self._metric, self._store, self._present, forest, n_jobs, rows
-            )
-        if self._cells is not None:
-            self._store = self._store.take(self._cells.row_ids, axis=0)
-        self._sqnorm = self._compute_sqnorm(self._store)
+            grouped = build_cells(self._metric, self._store, self._present, forest, n_jobs, rows)
+        store = self._store if grouped is None else self._store.take(grouped.row_ids, axis=0)
+        sqnorm = self._compute_sqnorm(store)
+        n_present = int(np.count_nonzero(self._present[: self._n]))
+        with self._swapping():
+            self._forest, self._cells, self._store = forest, grouped, store
+            self._sqnorm, self._n_present = sqnorm, n_present
 
     def _row_of(self, ids: np.ndarray) -> np.ndarray:
         """Rows of the store holding ``ids``."""
@@ -492,10 +551,11 @@ class AnnoyIndex:
                 raise RuntimeError("You can't unbuild a loaded index")
             self._reopen_on_disk()
             return True
+        store = self._store
         if self._cells is not None:  # back to id order, where add_item writes
-            self._store = self._store.take(self._cells.id_rows, axis=0)
-            self._cells, self._sqnorm = None, None
-        self._forest = None
+            store = self._store.take(self._cells.id_rows, axis=0)
+        with self._swapping():
+            self._store, self._cells, self._sqnorm, self._forest = store, None, None, None
         return True
 
     def _reopen_on_disk(self) -> None:
@@ -534,9 +594,6 @@ class AnnoyIndex:
         return True
 
     # -- querying ---------------------------------------------------------------------------
-    def _search_k(self, k: int, search_k: int) -> int:
-        return k * self.get_n_trees() if search_k == -1 else search_k
-
     def _cut_scale(self, qt: np.ndarray) -> np.ndarray:
         """Angular and dot margins grow with the query's norm; other metrics' do not."""
         if self._metric.name in ("angular", "dot"):
@@ -544,32 +601,30 @@ class AnnoyIndex:
         return np.ones(len(qt))
 
     def _query_block(
-        self, q: np.ndarray, k: int, search_k: int, probe: int | None
+        self, s: _Served, q: np.ndarray, k: int, search_k: int, probe: int | None
     ) -> tuple[np.ndarray, np.ndarray]:
-        forest = self._forest
-        assert forest is not None
+        forest, cells = s.forest, s.cells
         m = self._metric
         q_stored = m.store(q)
-        cells = self._cells
         rows = None if cells is None else cells.id_rows  # checks a loaded file's order first
         if probe is not None:
-            assert cells is not None and self._sqnorm is not None
-            cand = probe_candidates(m, q_stored, self._store, self._sqnorm, cells, probe, k)
-        elif search_k >= self._n_present * max(forest.n_trees, 1):
+            assert cells is not None and s.sqnorm is not None
+            cand = probe_candidates(m, q_stored, s.store, s.sqnorm, cells, probe, k)
+        elif search_k >= s.n_present * max(forest.n_trees, 1):
             # the search would collect every item: exact search, blockwise
-            if m.name in ("angular", "euclidean", "dot") and self._n_present > EXACT_MIN:
-                scan = np.flatnonzero(self._present) if cells is None else np.arange(cells.ptr[-1])
+            if m.name in ("angular", "euclidean", "dot") and s.n_present > EXACT_MIN:
+                scan = np.flatnonzero(s.present) if cells is None else np.arange(cells.ptr[-1])
                 cand = exact_candidates(
                     m,
                     q_stored,
-                    self._store,
-                    self._sqnorm,
+                    s.store,
+                    s.sqnorm,
                     scan,
                     k,
                     None if cells is None else cells.row_ids,
                 )
             else:
-                cand = np.broadcast_to(np.flatnonzero(self._present), (len(q), self._n_present))
+                cand = np.broadcast_to(np.flatnonzero(s.present), (len(q), s.n_present))
         else:
             qt = m.query_space(q, self.f)
             scale = self._cut_scale(qt)
@@ -588,8 +643,8 @@ class AnnoyIndex:
             if ok.any():
                 recent = np.concatenate([seen if seen is not None else [], cut[ok] / scale[ok]])
                 self._cuts[search_k] = recent[-256:]
-            cand = candidates(forest, qid, leaf, len(q), self._n)
-        ids, d = rank(m, q_stored, cand, self._store, self._sqnorm, k, rows)
+            cand = candidates(forest, qid, leaf, len(q), s.n)
+        ids, d = rank(m, q_stored, cand, s.store, s.sqnorm, k, rows)
         return ids, m.returned(d)
 
     def query(
@@ -629,33 +684,33 @@ class AnnoyIndex:
     ) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`query` of rows ``x`` already checked and rounded as the store keeps them
         (``get_nns_by_vector`` and ``query_items`` would otherwise check them twice)."""
-        self._require_built("query")
+        s = self._served("query")
         k = check.positive_int("k", k)
         search_k = check.search_k(search_k)
         if self._metric.is_hamming:
             x = (x > 0.5).astype(np.float32)
-        sk = self._search_k(k, search_k)
+        sk = k * s.forest.n_trees if search_k == -1 else search_k
         if probe is not None:
             probe = check.positive_int("probe", probe)
-            if self._cells is None:
+            if s.cells is None:
                 raise ValueError(
                     f"'probe' needs an index with cells (angular or euclidean, not built with "
                     f"on_disk_build); this {self.metric} index has none: use search_k"
                 )
-        if self._n_present == 0 or not len(x):
+        if s.n_present == 0 or not len(x):
             ids = np.full((len(x), k), -1, np.int64)
             return ids, self._pad(np.full((len(x), k), np.inf, np.float32))
         # no answer holds more than the items: search for those, pad the rest (a huge k must
         # not size the search's work arrays); sk, from the k asked, keeps its meaning
-        kk = min(k, self._n_present)
+        kk = min(k, s.n_present)
         if kk < k and len(x) * k > MAX_PADDED:
             raise ValueError(
-                f"'k' must be at most {self._n_present} here, the number of items, or small "
+                f"'k' must be at most {s.n_present} here, the number of items, or small "
                 f"enough to pad {len(x)} rows to k columns (got {k})"
             )
-        step = QUERY_CHUNK if probe is None else chunk_size(self._cells, probe, kk)
+        step = QUERY_CHUNK if probe is None else chunk_size(s.cells, probe, kk)
         chunks = range(0, len(x), step)
-        work = lambda lo: self._query_block(x[lo : lo + step], kk, sk, probe)  # noqa: E731
+        work = lambda lo: self._query_block(s, x[lo : lo + step], kk, sk, probe)  # noqa: E731
         parts = thread_map(work, chunks, _n_jobs(n_jobs))
         ids = np.concatenate([p[0] for p in parts])
         d = np.concatenate([p[1] for p in parts])
@@ -828,16 +883,20 @@ class AnnoyIndex:
         On a loaded index the labels change in memory and are written by the next save();
         until then a pickle of the index carries them beside the file's path.
         """
-        self._labels = None if labels is None else _labels.normalize(labels, self._n)
-        self._label_arrays, self._label_index = None, None
+        new = None if labels is None else _labels.normalize(labels, self._n)
+        with self._labels_lock:  # not undone by a thread decoding the file's labels meanwhile
+            self._labels, self._label_arrays, self._label_index = new, None, None
 
     @property
     def labels(self) -> np.ndarray | None:
         """Labels of ids 0..get_n_items()-1 (object array of str, or int64), or None."""
-        if self._labels is None and self._label_arrays is not None:
-            kind, arrays = self._label_arrays
-            self._labels = _labels.from_arrays(kind, arrays, self._n, str(self.path))
-        return self._labels
+        held, stored = self._labels, self._label_arrays
+        if held is None and stored is not None:
+            held = _labels.from_arrays(*stored, self._n, str(self.path))
+            with self._labels_lock:  # kept unless set_labels() changed them while decoding
+                if self._label_arrays is stored and self._labels is None:
+                    self._labels = held
+        return held
 
     def ids_for(self, labels: Any) -> np.ndarray:
         """Int64 ids of a sequence of ``labels`` (KeyError naming the first unknown label).
@@ -850,9 +909,14 @@ class AnnoyIndex:
         lab = self.labels
         if lab is None:
             raise KeyError("this index has no labels; use item ids")
-        if self._label_index is None:
-            self._label_index = {v: i for i, v in enumerate(lab.tolist())}
-        index = self._label_index
+        cached = self._label_index  # (labels, their lookup): built for these labels only
+        if cached is not None and cached[0] is lab:
+            index = cached[1]
+        else:
+            index = {v: i for i, v in enumerate(lab.tolist())}
+            with self._labels_lock:
+                if self._labels is lab:
+                    self._label_index = (lab, index)
         if isinstance(labels, np.ndarray) and labels.ndim == 0:
             labels = labels.item()
         if isinstance(labels, (str, bytes, np.generic)) or not hasattr(labels, "__iter__"):
@@ -953,15 +1017,12 @@ class AnnoyIndex:
                 )
             self._attach(mapped)
         else:
-            before = {k: getattr(self, k) for k in self._empty_state()}
-            self._reset()
-            try:
-                read_ann(self, path, prefault)
-            except BaseException:  # a file that is not a valid .ann leaves the index as it was
-                self._set_state(before)
-                raise
-            if before["_mapped"] is not None:
-                before["_mapped"].close()
+            # read whole before the swap: a file that is not a valid .ann leaves the index as
+            # it was, and a querying thread never sees an empty index in between
+            old = self._mapped
+            self._set_state({**self._empty_state(), **read_ann(self, path, prefault)})
+            if old is not None:
+                old.close()
         return True
 
     def _attach(self, mapped: ff.Mapped) -> None:
@@ -994,6 +1055,23 @@ class AnnoyIndex:
         """An independent copy: a shallow one would share the item store, which adding items
         writes in place (the copy's changes would show in the original under its trees)."""
         return copy.deepcopy(self)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> AnnoyIndex:
+        """An independent copy.  A file-backed index shares its read-only map with the copy
+        rather than reopening the path like a pickle does: the file may have been replaced or
+        deleted since loading, and the index still answers from what it mapped."""
+        new = type(self).__new__(type(self))
+        if self._mapped is None:
+            new.__setstate__(copy.deepcopy(self.__getstate__(), memo))
+            return new
+        new.__dict__.update(self.__dict__)
+        new.__dict__.pop("_generation", None)
+        new._lock, new._labels_lock = threading.Lock(), threading.Lock()
+        new._labels = None if self._labels is None else self._labels.copy()
+        new._label_index, new._disk_built = None, None
+        new._metadata = copy.deepcopy(self._metadata, memo)
+        new._shares, new._cuts = dict(self._shares), dict(self._cuts)
+        return new
 
     def __getstate__(self) -> dict[str, Any]:
         base = {

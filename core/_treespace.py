@@ -26,11 +26,19 @@ class TreeSpace:
     """Items ``0..n-1`` of a build: stored rows ``stored[ids]`` seen in the metric's tree space."""
 
     def __init__(
-        self, metric: Metric, stored: np.ndarray, ids: np.ndarray, f: int, n_jobs: int = 1
+        self,
+        metric: Metric,
+        stored: np.ndarray,
+        ids: np.ndarray,
+        f: int,
+        n_jobs: int = 1,
+        copies: bool = True,
     ) -> None:
         # the row-wise setup below is split into blocks over ``n_jobs`` threads: it runs before
         # the trees' threads start (0.1-0.35 s of a GloVe build, mostly first touch of pages)
-        if stored.dtype == np.float16 and stored.size * 4 <= UNIT_CACHE_BYTES:
+        # ``copies`` False (an on_disk_build: items larger than memory): no float32 or unit
+        # copy of the rows in memory, every read computes them from the mapped file
+        if copies and stored.dtype == np.float16 and stored.size * 4 <= UNIT_CACHE_BYTES:
             # once, not at every gather of every level (a build took 1.6x)
             half, wide = stored, np.empty(stored.shape, np.float32)
             stored = _by_blocks(wide, lambda lo, hi: widen(half[lo:hi]), n_jobs)
@@ -43,7 +51,8 @@ class TreeSpace:
             sq = squared_norms(self.stored, None if self.dense else self.ids)
             self.extra = np.sqrt(np.maximum(sq.max(initial=0.0) - sq, 0.0)).astype(np.float32)
         self.unit = None
-        if metric.name in ("angular", "dot") and len(self.ids) * self.dim * 4 <= UNIT_CACHE_BYTES:
+        fits = len(self.ids) * self.dim * 4 <= UNIT_CACHE_BYTES
+        if copies and metric.name in ("angular", "dot") and fits:
             unit = np.empty((len(self.ids), self.dim), np.float32)
             self.unit = _by_blocks(unit, lambda lo, hi: self._rows(np.arange(lo, hi)), n_jobs)
         # every row's squared norm, once: two-means reads them for ~70 samples of every node
