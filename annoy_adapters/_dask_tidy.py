@@ -54,7 +54,7 @@ def neighbor_taker(index: AnnoyIndex) -> NeighborTaker:
             return lambda ids: np.asarray(labels[ids], dtype=np.int64)
         # pandas 3's default string dtype: an empty object array would not be inferred as one
         return lambda ids: pd.Series(labels[ids], dtype="str").array
-    decoded = decoding_taker(labels, codec)  # the pandas accessor's decoding
+    decoded = decoding_taker(labels, codec, index.path)  # the pandas accessor's decoding
 
     def take(ids: np.ndarray) -> Any:
         found = decoded(ids)

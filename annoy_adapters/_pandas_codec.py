@@ -332,7 +332,7 @@ def _restore_dtype(
 ) -> pd.Index:
     try:
         return values.astype(_categorical_dtype(categories) if categories else dtype)
-    except (TypeError, ValueError, KeyError, ImportError):
+    except (TypeError, ValueError, KeyError, ImportError, NotImplementedError):
         if dtype.startswith("string["):
             # A storage this environment lacks (no pyarrow): the default one.
             return _restore_dtype(values, "string")

@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 
 from annoy_adapters import AnnoyIndex
-from annoy_adapters._pandas_codec import _dumps, decode_labels, encode_labels
+from annoy_adapters._pandas_codec import _dumps, encode_labels
+from annoy_adapters._recorded import decode_pandas_labels, pandas_label_codec
 from annoy_adapters._recorded import gensim_keys as recorded_gensim_keys
-from annoy_adapters._recorded import pandas_label_codec
 
 __all__ = ["check_same_rows", "decoding_taker", "gensim_keys", "label_taker"]
 
@@ -35,14 +35,17 @@ def gensim_keys(idx: AnnoyIndex) -> pd.Index | None:
     return out if out.dtype.kind in "uiO" else pd.Index(keys, dtype=object)
 
 
-def decoding_taker(labels: np.ndarray, codec: dict[str, Any]) -> LabelTaker:
+def decoding_taker(
+    labels: np.ndarray, codec: dict[str, Any], path: str | None = None
+) -> LabelTaker:
     """Map item ids to the pandas labels ``codec`` encoded in ``labels``, decoding only the
-    labels found, each once (not the whole file per query)."""
+    labels found, each once (not the whole file per query); ``path`` names the file in the
+    IndexFileError of labels that don't decode."""
     raw = np.asarray(labels)
 
     def take(ids: np.ndarray) -> pd.Index:
         uniq, inverse = np.unique(ids, return_inverse=True)
-        return decode_labels(raw[uniq], codec).take(inverse.ravel())
+        return decode_pandas_labels(path, raw[uniq], codec).take(inverse.ravel())
 
     return take
 
@@ -55,7 +58,9 @@ def label_taker(idx: AnnoyIndex, frame_index: pd.Index | None, where: str) -> La
         if keys is not None:
             return keys.take
         codec = pandas_label_codec(idx, labels)
-        return pd.Index(labels).take if codec is None else decoding_taker(labels, codec)
+        if codec is None:
+            return pd.Index(labels).take
+        return decoding_taker(labels, codec, idx.path)
     n_items = idx.get_n_items()
     if frame_index is not None and len(frame_index) == n_items:
         return frame_index.take
@@ -84,7 +89,7 @@ def check_same_rows(idx: AnnoyIndex, index: pd.Index, where: str) -> None:
         mine, my_codec = encode_labels(index)
         if my_codec["codec"] == codec.get("codec") and _all_equal(mine, labels):
             return  # the common case: the frame that built the file, compared encoded
-        theirs = decode_labels(labels, codec)
+        theirs = decode_pandas_labels(idx.path, labels, codec)
     else:
         theirs = pd.Index(labels if keys is None else keys, dtype=object)
         if _all_equal(index.to_numpy(dtype=object), theirs.to_numpy(dtype=object)):

@@ -7,19 +7,26 @@ not plain str or int, so a file built by any adapter answers the same through ev
 
 from __future__ import annotations
 
+import reprlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from annoy_adapters import AnnoyIndex
+from annoy_adapters import AnnoyIndex, IndexFileError
 
 if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
+    "corrupted",
+    "decode_pandas_labels",
     "decoded_labels",
     "gensim_keys",
+    "gensim_section",
     "label_ends",
+    "metadata_field",
+    "metadata_section",
     "pandas_label_codec",
     "pandas_section",
     "recorded_columns",
@@ -32,10 +39,176 @@ OTHER_COLUMN_NAMES = (("sklearn", "feature_names_in_"), ("cli", "columns"))
 _PANDAS_HINT = 'decoding its labels needs pandas: pip install "annoy-adapters[pandas]"'
 
 
+#: What decoding a JSON-encoded name or label raises on values no adapter writes (unknown
+#: tags, malformed payloads, Decimal's InvalidOperation is an ArithmeticError).
+_DECODE_ERRORS = (ValueError, TypeError, KeyError, IndexError, ArithmeticError)
+
+
+def _shown(value: Any) -> str:
+    return f"{type(value).__name__} {reprlib.repr(value)}"
+
+
+def corrupted(
+    index: AnnoyIndex, section: str, field: str | None, expected: str, got: Any
+) -> IndexFileError:
+    """The error for a metadata value no adapter writes, naming the file, the section and
+    field, what was expected and what came (the file loaded: only its metadata is wrong)."""
+    where = repr(index.path) if index.path else "the index"
+    if field is None:
+        return IndexFileError(
+            f"{where} is corrupted: its metadata {section!r} section must be {expected} "
+            f"(got {type(got).__name__})"
+        )
+    return IndexFileError(
+        f"{where} is corrupted: {field!r} in its metadata {section!r} section must be "
+        f"{expected} (got {_shown(got)})"
+    )
+
+
+def metadata_section(index: AnnoyIndex, name: str) -> dict[str, Any] | None:
+    """``metadata[name]`` (None when absent), refused unless it is a dict."""
+    meta = index.metadata
+    if name not in meta:
+        return None
+    section = meta[name]
+    if not isinstance(section, dict):
+        raise corrupted(index, name, None, "a dict", section)
+    return section
+
+
+def metadata_field(
+    index: AnnoyIndex,
+    section: str,
+    meta: dict[str, Any],
+    field: str,
+    ok: Callable[[Any], bool],
+    expected: str,
+    default: Any = None,
+) -> Any:
+    """``meta[field]`` (``default`` when absent), refused unless ``ok(value)``."""
+    if field not in meta:
+        return default
+    value = meta[field]
+    if not ok(value):
+        raise corrupted(index, section, field, expected, value)
+    return value
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_str_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
 def pandas_section(index: AnnoyIndex) -> dict[str, Any] | None:
-    """``metadata["pandas"]``, also in a file another adapter re-saved (they keep sections)."""
-    meta = index.metadata.get("pandas")
-    return meta if isinstance(meta, dict) else None
+    """``metadata["pandas"]``, also in a file another adapter re-saved (they keep sections).
+
+    Every field the adapters read is checked here, so that a hostile file fails on load with
+    an IndexFileError instead of a TypeError deep in the decoding.
+    """
+    meta = metadata_section(index, "pandas")
+    if meta is None:
+        return None
+    whole = metadata_field(
+        index, "pandas", meta, "vector_column", lambda v: isinstance(v, bool), "a bool", False
+    )
+    metadata_field(
+        index,
+        "pandas",
+        meta,
+        "columns",
+        lambda v: isinstance(v, list) and len(v) == (1 if whole else index.f),
+        "a list of one column of vectors"
+        if whole
+        else f"a list of {index.f} column names (one per dimension)",
+    )
+    codec = metadata_field(
+        index, "pandas", meta, "index", lambda v: isinstance(v, dict), "a dict (the label codec)"
+    )
+    if codec is not None:
+        _check_codec(index, codec)
+    return meta
+
+
+def _check_codec(index: AnnoyIndex, codec: dict[str, Any]) -> None:
+    """The pandas label codec's fields (see ``_pandas_codec.encode_labels``), before any use."""
+
+    def field(name: str, ok: Callable[[Any], bool], expected: str, default: Any = None) -> Any:
+        if name not in codec:
+            return default
+        if not ok(codec[name]):
+            raise corrupted(index, "pandas", f"index.{name}", expected, codec[name])
+        return codec[name]
+
+    kind = codec.get("codec")
+    if kind not in ("int", "str", "json"):
+        raise corrupted(index, "pandas", "index.codec", "'int', 'str' or 'json'", kind)
+    one_level = kind != "json"  # int and str codecs encode a flat index
+    nlevels = field(
+        "nlevels",
+        lambda v: _is_int(v) and (v == 1 if one_level else v >= 1),
+        "1" if one_level else "a positive int",
+        1,
+    )
+    sized = f"a list of {nlevels} (one per level)"
+    field("names", lambda v: isinstance(v, list) and len(v) == nlevels, sized)
+    dtypes = field(
+        "dtypes", lambda v: _is_str_list(v) and len(v) == nlevels, f"{sized} dtype names", []
+    )
+    cats = field(
+        "categories",
+        lambda v: v is None or (isinstance(v, list) and len(v) == len(dtypes)),
+        f"null or a list of {len(dtypes)} (one per dtype)",
+    )
+    for spec in cats or []:
+        if spec is not None and not (
+            isinstance(spec, dict)
+            and isinstance(spec.get("values"), list)
+            and isinstance(spec.get("dtype"), str)
+            and isinstance(spec.get("ordered"), bool)
+        ):
+            raise corrupted(
+                index,
+                "pandas",
+                "index.categories",
+                "entries null or {'values': list, 'dtype': str, 'ordered': bool}",
+                spec,
+            )
+    field(
+        "ends",
+        lambda v: isinstance(v, list) and len(v) in (0, 2),
+        "a list of the first and last label",
+    )
+
+
+def _decoded(index: AnnoyIndex, section: str, field: str, values: list[Any]) -> list[Any]:
+    """JSON-encoded names (pandas' codec) decoded, as an IndexFileError when they can't be."""
+    if all(isinstance(v, str) for v in values):
+        return values  # nothing to decode, and no need for pandas
+    from annoy_adapters._pandas_codec import from_jsonable
+
+    try:
+        return [from_jsonable(v) for v in values]
+    except _DECODE_ERRORS as exc:
+        reason = f"JSON-encoded values ({type(exc).__name__}: {exc})"
+        raise corrupted(index, section, field, reason, values) from None
+
+
+def decode_pandas_labels(path: str | None, labels: Any, codec: dict[str, Any]) -> pd.Index:
+    """``_pandas_codec.decode_labels``, as an IndexFileError naming the file for labels that
+    are not the codec's (labels are decoded when found, so they are not checked on load)."""
+    from annoy_adapters._pandas_codec import decode_labels
+
+    try:
+        return decode_labels(labels, codec)
+    except _DECODE_ERRORS as exc:
+        where = repr(path) if path else "the index"
+        raise IndexFileError(
+            f"{where} is corrupted: its labels don't decode with the pandas label codec of "
+            f"its metadata ({type(exc).__name__}: {exc})"
+        ) from None
 
 
 def recorded_columns(index: AnnoyIndex) -> tuple[list[Any], bool] | None:
@@ -45,23 +218,36 @@ def recorded_columns(index: AnnoyIndex) -> tuple[list[Any], bool] | None:
     else scikit-learn's or the CLI's (one str name per dimension).
     """
     meta = pandas_section(index)
-    if meta is not None and isinstance(meta.get("columns"), list):
-        names = meta["columns"]
-        if not all(isinstance(c, str) for c in names):  # JSON-encoded names need pandas' codec
-            from annoy_adapters._pandas_codec import from_jsonable
-
-            names = [from_jsonable(c) for c in names]
-        return list(names), bool(meta.get("vector_column", False))
+    if meta is not None and "columns" in meta:  # checked by pandas_section
+        names = _decoded(index, "pandas", "columns", meta["columns"])
+        try:  # 1 and True are different column names, hence the type
+            unique = len({(type(c).__name__, c) for c in names}) == len(names)
+        except TypeError:  # Decimal("sNaN") does not hash
+            unique = False
+        if not unique:
+            raise corrupted(index, "pandas", "columns", "distinct hashable names", meta["columns"])
+        return names, meta.get("vector_column", False)
     for adapter, key in OTHER_COLUMN_NAMES:
-        section = index.metadata.get(adapter)
-        names = section.get(key) if isinstance(section, dict) else None
-        if not isinstance(names, list) or not all(isinstance(c, str) for c in names):
-            continue  # not a column list we can trust
-        whole = section.get("vector_column")  # the CLI's, since it records list columns
-        if whole is None:  # older CLI files: one name for several dimensions is a list column
+        section = metadata_section(index, adapter)
+        if section is None or section.get(key) is None:  # the CLI records none for a .npy
+            continue
+        whole = metadata_field(
+            index,
+            adapter,
+            section,
+            "vector_column",
+            lambda v: v is None or isinstance(v, bool),
+            "a bool",
+        )
+        names = section[key]
+        if whole is None and isinstance(names, list):
+            # older CLI files: one name for several dimensions is a list column
             whole = len(names) == 1 and index.f > 1
-        if (len(names) == 1) if whole else (len(names) == index.f):
-            return list(names), bool(whole)
+        want = 1 if whole else index.f
+        if not (_is_str_list(names) and len(names) == want):
+            expected = "one str name (a column of vectors)" if whole else f"{want} str names"
+            raise corrupted(index, adapter, key, f"a list of {expected}", names)
+        return list(names), bool(whole)
     return None
 
 
@@ -74,6 +260,37 @@ def label_ends(labels: np.ndarray) -> list[Any]:
     return [to_jsonable(labels[0]), to_jsonable(labels[-1])]
 
 
+def gensim_section(index: AnnoyIndex) -> dict[str, Any] | None:
+    """``metadata["gensim"]`` with the fields that decode its keys checked (gensim.py checks
+    its settings); None when absent."""
+    meta = metadata_section(index, "gensim")
+    if meta is None:
+        return None
+    metadata_field(
+        index,
+        "gensim",
+        meta,
+        "int_key_runs",
+        lambda v: v is None or (isinstance(v, list) and all(map(_is_run, v))),
+        "a list of [start, stop] pairs of ints with 0 <= start < stop",
+    )
+    metadata_field(
+        index,
+        "gensim",
+        meta,
+        "label_ends",
+        lambda v: v is None or (_is_str_list(v) and len(v) in (0, 2)),
+        "a list of the first and last label (str)",
+    )
+    return meta
+
+
+def _is_run(run: Any) -> bool:
+    return (
+        isinstance(run, list) and len(run) == 2 and all(map(_is_int, run)) and 0 <= run[0] < run[1]
+    )
+
+
 def gensim_keys(index: AnnoyIndex, labels: np.ndarray) -> np.ndarray | None:
     """gensim's keys when ``labels`` are gensim's text for int keys (mixed tags, ints beyond
     int64), else None.
@@ -82,8 +299,8 @@ def gensim_keys(index: AnnoyIndex, labels: np.ndarray) -> np.ndarray | None:
     when the section's fingerprint matches the labels they are gensim's, even in a file pandas
     built first.
     """
-    meta = index.metadata.get("gensim")
-    if not isinstance(meta, dict) or np.asarray(labels).dtype.kind in "iu":
+    meta = gensim_section(index)
+    if meta is None or np.asarray(labels).dtype.kind in "iu":
         return None
     from annoy_adapters._gensim_keys import int_tagged_keys
 
@@ -106,7 +323,7 @@ def pandas_label_codec(index: AnnoyIndex, labels: np.ndarray) -> dict[str, Any] 
         return None
     meta = pandas_section(index)
     codec = meta.get("index") if meta else None
-    if not isinstance(codec, dict):
+    if codec is None:
         return None
     try:
         ends = label_ends(labels)
@@ -114,7 +331,20 @@ def pandas_label_codec(index: AnnoyIndex, labels: np.ndarray) -> dict[str, Any] 
         raise ImportError(
             f"{index.path or 'the index'} was built by pandas: {_PANDAS_HINT}"
         ) from None
-    return codec if codec.get("ends") == ends else None
+    if codec.get("ends") != ends:
+        return None
+    # the codec is in use: what it decodes besides the labels must decode too
+    int_labels = np.asarray(labels).dtype.kind in "iu"
+    if len(labels) and (codec["codec"] == "int") != int_labels:
+        kind = "int" if int_labels else "str"
+        raise corrupted(
+            index, "pandas", "index.codec", f"the codec of {kind} labels", codec["codec"]
+        )
+    _decoded(index, "pandas", "index.names", codec.get("names", []))
+    for spec in codec.get("categories") or []:
+        if spec is not None:
+            _decoded(index, "pandas", "index.categories", spec["values"])
+    return codec
 
 
 def decoded_labels(index: AnnoyIndex) -> pd.Index | np.ndarray | None:
@@ -133,6 +363,4 @@ def decoded_labels(index: AnnoyIndex) -> pd.Index | np.ndarray | None:
     codec = pandas_label_codec(index, labels)
     if codec is None:
         return labels
-    from annoy_adapters._pandas_codec import decode_labels
-
-    return decode_labels(labels, codec)
+    return decode_pandas_labels(index.path, labels, codec)

@@ -35,7 +35,7 @@ import numpy as np
 from annoy_adapters import AnnoyIndex, IndexFileError
 from annoy_adapters import load as _load_index
 from annoy_adapters._gensim_keys import decode_keys, encode_keys, plain_keys
-from annoy_adapters._recorded import decoded_labels
+from annoy_adapters._recorded import corrupted, decoded_labels, gensim_section
 from annoy_adapters.core import RowError, file_info
 
 if TYPE_CHECKING:
@@ -216,13 +216,38 @@ def _file_keys(index: AnnoyIndex) -> list[Any]:
     ValueError
         If pandas' labels are not all str or int (floats, timestamps, tuples, missing...).
     """
-    meta = index.metadata.get("gensim")
-    if isinstance(meta, dict):
+    meta = gensim_section(index)
+    if meta is not None:
         return decode_keys(index.labels, meta, index.get_n_items())
     labels = decoded_labels(index)
     if labels is None or isinstance(labels, np.ndarray):  # the core's own str / int labels
         return decode_keys(labels, None, index.get_n_items())
     return plain_keys(labels, index.path or "the index")
+
+
+#: The settings :meth:`AnnoyIndexer.save` records: their checks and defaults.
+_SETTINGS: dict[str, tuple[Callable[[Any], Any], str, Any]] = {
+    "search_k": (_check_search_k, "a positive int or -1", -1),
+    "probe": (_check_probe, "null or a positive int", None),
+}
+
+
+def _file_settings(index: AnnoyIndex) -> dict[str, Any]:
+    """``search_k``, ``probe`` and ``source`` from the file's gensim section (defaults when
+    there is none), as an IndexFileError when the file holds values no indexer saves."""
+    meta = gensim_section(index) or {}
+    out = {}
+    for name, (check, expected, default) in _SETTINGS.items():
+        value = meta.get(name, default)
+        try:
+            out[name] = check(value)
+        except ValueError:
+            raise corrupted(index, "gensim", name, expected, value) from None
+    source = meta.get("source")
+    if source is not None and not isinstance(source, str):
+        raise corrupted(index, "gensim", "source", "null or a str", source)
+    out["source"] = source
+    return out
 
 
 class AnnoyIndexer:
@@ -572,11 +597,11 @@ class AnnoyIndexer:
                     "AnnoyIndexer.from_annoy_file(fname, model)"
                 ) from exc
             raise
-        meta = index.metadata.get("gensim") or {}
+        settings = _file_settings(index)  # checked before self changes
         keys = _file_keys(index)
-        self._adopt(index, keys, in_file=True, source=meta.get("source"))
-        self.search_k = meta.get("search_k", -1)
-        self.probe = meta.get("probe")
+        self._adopt(index, keys, in_file=True, source=settings["source"])
+        self.search_k = settings["search_k"]
+        self.probe = settings["probe"]
         return self
 
     @classmethod

@@ -12,6 +12,7 @@ adapter (or by :class:`annoy_adapters.AnnoyIndex` directly) can serve a scikit-l
 
 from __future__ import annotations
 
+import math
 import os
 from numbers import Integral
 from typing import Any, ClassVar
@@ -32,6 +33,8 @@ try:
         InvalidParameterError,
         Options,
         StrOptions,
+        make_constraint,
+        validate_parameter_constraints,
     )
     from sklearn.utils.validation import check_is_fitted, validate_data
 except ImportError as exc:  # pragma: no cover - exercised only without scikit-learn
@@ -39,6 +42,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without scikit-l
         'annoy_adapters.sklearn needs scikit-learn and SciPy: pip install "annoy-adapters[sklearn]"'
     ) from exc
 
+from ._recorded import corrupted, metadata_section
 from ._sklearn_graph import (
     CORE_METRIC,
     DEFAULT_METRIC_FOR_CORE,
@@ -655,17 +659,13 @@ class AnnoyTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         from . import load as load_index
 
         index = load_index(os.fspath(path))
-        metadata = index.metadata
-        stored = metadata.get("sklearn")
-        stored = dict(stored) if isinstance(stored, dict) else {}
-        fitted = {key: stored.pop(key) for key in _FITTED_KEYS if key in stored}
+        stored, fitted = _stored_section(cls, index, set(params))
 
         merged: dict[str, Any] = {
             "metric": DEFAULT_METRIC_FOR_CORE.get(index.metric, index.metric),
             "n_trees": int(index.get_n_trees()),
         }
-        param_names = cls._get_param_names()
-        merged.update({k: v for k, v in stored.items() if k in param_names})
+        merged.update(stored)
         merged.update(params)
         # the file says how it keeps its vectors; a refit should keep them the same way
         if params.get("vector_dtype", index.vector_dtype) != index.vector_dtype:
@@ -702,11 +702,6 @@ class AnnoyTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         if names is None:
             names = _recorded_feature_names(index)
         if names is not None:
-            if len(names) != est.n_features_in_:
-                raise ValueError(
-                    f"metadata['sklearn']['feature_names_in_'] of {os.fspath(path)!r} has "
-                    f"{len(names)} names for an index of {est.n_features_in_} features"
-                )
             est.feature_names_in_ = np.asarray(names, dtype=object)
         est._max_sq_norm = None
         if index.metric == "dot":
@@ -727,6 +722,59 @@ class AnnoyTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         # Same random_state, same data -> same forest -> same graph.
         tags.non_deterministic = False
         return tags
+
+
+def _stored_section(
+    cls: type[AnnoyTransformer], index: Any, overridden: set[str]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The parameters and fitted state ``metadata["sklearn"]`` holds, checked as :meth:`fit`
+    checks them: values no saved estimator has make the file corrupted (IndexFileError), not
+    the parameters wrong. Parameters the caller overrides are not read."""
+    section = metadata_section(index, "sklearn") or {}
+
+    def bad(key: str, expected: str) -> Exception:
+        return corrupted(index, "sklearn", key, expected, section[key])
+
+    params = {
+        k: v for k, v in section.items() if k in cls._get_param_names() and k not in overridden
+    }
+    for key, value in params.items():
+        constraints = cls._parameter_constraints[key]
+        expected = " or ".join(str(make_constraint(c)) for c in constraints)
+        if key in _INT_PARAMS and isinstance(value, bool):
+            raise bad(key, expected)
+        try:
+            validate_parameter_constraints({key: constraints}, {key: value}, cls.__name__)
+        except InvalidParameterError:
+            raise bad(key, expected) from None
+    if params.get("n_jobs") == 0:  # joblib has no meaning for it: it would fail at transform
+        raise bad("n_jobs", "None or a nonzero int")
+    if "metric" in params and CORE_METRIC[params["metric"]] != index.metric:
+        answered = sorted(m for m, c in CORE_METRIC.items() if c == index.metric)
+        raise bad("metric", f"one of {answered}, for its {index.metric!r} index")
+    if params.get("probe") is not None and not index.get_n_cells():
+        raise bad("probe", "null, for an index without cells")
+
+    fitted = {key: section[key] for key in _FITTED_KEYS if key in section}
+    names = fitted.get("feature_names_in_")
+    if names is not None and not (
+        isinstance(names, list)
+        and len(names) == index.f
+        and all(isinstance(name, str) for name in names)
+    ):
+        raise bad("feature_names_in_", f"a list of {index.f} str names (one per feature)")
+    if fitted.get("max_sq_norm_") is not None and not _is_sq_norm(fitted["max_sq_norm_"]):
+        raise bad("max_sq_norm_", "a finite number >= 0")
+    return params, fitted
+
+
+def _is_sq_norm(value: Any) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(float(value)) and value >= 0
+    except OverflowError:  # an int beyond float
+        return False
 
 
 def _recorded_feature_names(index: Any) -> list[str] | None:
