@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,8 +33,12 @@ def umask() -> int:
 def replace_atomically(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     """Yield a file opened "r+b" beside ``path``; on success it replaces ``path`` durably."""
     path = Path(path)
+    folder = path.parent or Path(".")
+    _sweep(folder, path.name)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+        fd, tmp = tempfile.mkstemp(
+            prefix=_prefix(path.name, os.getpid()), suffix=".tmp", dir=folder
+        )
     except OSError as exc:  # name the caller's path, not the temporary one
         raise _about(exc, path) from exc
     try:
@@ -48,7 +53,38 @@ def replace_atomically(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
         if isinstance(exc, OSError) and exc.filename in (None, tmp):
             raise _about(exc, path) from exc
         raise
-    fsync_folder(path.parent or Path("."))
+    fsync_folder(folder)
+
+
+def _prefix(name: str, pid: int) -> str:
+    """Temporary files name their writer (host and pid), so a later save can tell the ones
+    a killed writer left behind (a full-size copy each) from those still being written."""
+    return f".{name}.{socket.gethostname()}.{pid}."
+
+
+def _sweep(folder: Path, name: str) -> None:
+    """Remove the temporary files of ``name`` whose writer on this host no longer runs."""
+    head = f".{name}.{socket.gethostname()}."
+    try:
+        entries = [e for e in os.listdir(folder) if e.startswith(head) and e.endswith(".tmp")]
+    except OSError:
+        return
+    for entry in entries:
+        pid = entry[len(head) :].split(".", 1)[0]
+        if not pid.isdigit() or _running(int(pid)):
+            continue
+        with contextlib.suppress(OSError):
+            (folder / entry).unlink()
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. another user's process: it exists
+        return True
+    return True
 
 
 def fsync_folder(folder: Path) -> None:

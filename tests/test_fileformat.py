@@ -375,3 +375,27 @@ def test_a_file_whose_labels_repeat_is_corrupted(tmp_path: Path, kind: str) -> N
     for use in (lambda: loaded.labels, lambda: loaded.ids_for([5]), lambda: loaded.save(path)):
         with pytest.raises(IndexFileError, match=r"a\.annoy: corrupted labels \(a label repeats"):
             use()
+
+
+def test_a_save_removes_the_temporary_files_a_killed_writer_left(tmp_path: Path) -> None:
+    # kill -9 during save left full-size temporary files that nothing ever removed
+    import signal
+    import subprocess
+    import sys
+
+    path = tmp_path / "a.annoy"
+    _built("euclidean", n=100).save(path)
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    from annoy_adapters.core._atomic import _prefix
+
+    dead = tmp_path / f"{_prefix(path.name, child.pid)}abc.tmp"
+    dead.write_bytes(b"\0" * 1000)
+    alive = tmp_path / f"{_prefix(path.name, os.getpid())}xyz.tmp"  # a save under way here
+    alive.write_bytes(b"\0" * 1000)
+    other = tmp_path / ".b.annoy.somehost.1.xyz.tmp"  # another file's
+    other.write_bytes(b"")
+    _built("euclidean", n=100).save(path)
+    assert not dead.exists() and alive.exists() and other.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["a.annoy", alive.name, other.name])
