@@ -10,9 +10,17 @@ import contextlib
 import os
 import socket
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
+
+try:
+    import fcntl
+except ImportError:  # not on Windows: temporary files a killed save left stay there
+    fcntl = None  # type: ignore[assignment]
+
+STALE_SECONDS = 60.0
 
 
 def umask() -> int:
@@ -36,11 +44,10 @@ def replace_atomically(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     folder = path.parent or Path(".")
     _sweep(folder, path.name)
     try:
-        fd, tmp = tempfile.mkstemp(
-            prefix=_prefix(path.name, os.getpid()), suffix=".tmp", dir=folder
-        )
+        fd, tmp = tempfile.mkstemp(prefix=_prefix(path.name), suffix=".tmp", dir=folder)
     except OSError as exc:  # name the caller's path, not the temporary one
         raise _about(exc, path) from exc
+    _hold(fd)
     try:
         os.fchmod(fd, 0o666 & ~umask())  # mkstemp makes 0600; an index is shared like any file
         with os.fdopen(fd, "r+b") as fh:
@@ -50,41 +57,48 @@ def replace_atomically(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
         os.replace(tmp, path)
     except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError) and exc.filename in (None, tmp):
+        # name the caller's path on a failed write, not on an error about another file (an
+        # IndexFileError met reading the index, also an OSError, keeps its own message)
+        if isinstance(exc, OSError) and exc.errno is not None and exc.filename in (None, tmp):
             raise _about(exc, path) from exc
         raise
     fsync_folder(folder)
 
 
-def _prefix(name: str, pid: int) -> str:
-    """Temporary files name their writer (host and pid), so a later save can tell the ones
-    a killed writer left behind (a full-size copy each) from those still being written."""
-    return f".{name}.{socket.gethostname()}.{pid}."
+def _prefix(name: str) -> str:
+    """Temporary files name their host, so a save only ever sweeps its own host's."""
+    return f".{name}.{socket.gethostname()}."
+
+
+def _hold(fd: int) -> None:
+    """Lock the temporary file while it is written: the kernel lets go when the writer dies,
+    whatever PID namespace it ran in, which tells a killed writer's file from a live one."""
+    if fcntl is not None:
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
 def _sweep(folder: Path, name: str) -> None:
-    """Remove the temporary files of ``name`` whose writer on this host no longer runs."""
-    head = f".{name}.{socket.gethostname()}."
+    """Remove this host's temporary files of ``name`` that no writer holds and that have not
+    changed for :data:`STALE_SECONDS` (a killed save left a full-size copy each time)."""
+    if fcntl is None:
+        return
+    head = _prefix(name)
     try:
         entries = [e for e in os.listdir(folder) if e.startswith(head) and e.endswith(".tmp")]
     except OSError:
         return
     for entry in entries:
-        pid = entry[len(head) :].split(".", 1)[0]
-        if not pid.isdigit() or _running(int(pid)):
-            continue
+        path = folder / entry
         with contextlib.suppress(OSError):
-            (folder / entry).unlink()
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # e.g. another user's process: it exists
-        return True
-    return True
+            if time.time() - path.stat().st_mtime < STALE_SECONDS:
+                continue  # just created: its writer may not hold the lock yet
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # raises while a writer holds it
+                path.unlink()
+            finally:
+                os.close(fd)
 
 
 def fsync_folder(folder: Path) -> None:

@@ -82,7 +82,8 @@ def _vector_dtype(name: Any, metric: Metric) -> np.dtype:
 class _Served:
     """What a search reads, taken from one state of the index (see ``AnnoyIndex._served``)."""
 
-    forest: Forest
+    forest: Forest  # None only in a snapshot of an unbuilt index (``_snapshot``)
+    path: str | None
     cells: Cells | None
     store: np.ndarray
     sqnorm: np.ndarray | None
@@ -171,7 +172,7 @@ class AnnoyIndex:
         self.seed = DEFAULT_SEED if seed is None else check.seed(seed)
         self._verbose = False
         self._on_disk: str | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # one writer at a time: builds, loads, saves, swaps
         self._labels_lock = threading.Lock()
         self._reset()
 
@@ -206,30 +207,37 @@ class AnnoyIndex:
 
     # Even while no swap is under way: a load(), build() or unbuild() in another thread sets
     # the attributes a search reads one by one, and a search must not mix two states of them.
+    # Writers take ``_lock``, so one swap at a time moves the count.
     _generation = 0
+    _swapper: int | None = None
 
     @contextmanager
     def _swapping(self) -> Iterator[None]:
-        self._generation += 1
-        try:
-            yield
-        finally:
+        with self._lock:
             self._generation += 1
+            self._swapper = threading.get_ident()
+            try:
+                yield
+            finally:
+                self._swapper = None
+                self._generation += 1
 
     def _set_state(self, state: dict[str, Any]) -> None:
         with self._swapping():
             for k, v in state.items():
                 setattr(self, k, v)
 
-    def _served(self, what: str) -> _Served:
-        """The attributes a search reads, all of one state of the index: a thread swapping in
-        another file, or rebuilding, made searches mix two indexes (wrong answers) or meet a
-        half-built one (TypeError).  Swaps are a few attribute sets, so waiting is brief."""
+    def _snapshot(self) -> tuple[_Served, bool]:
+        """The attributes a search reads, all of one state of the index, and whether its
+        forest still awaits :func:`check_forest`.  A thread swapping in another file, or
+        rebuilding, made searches mix two indexes (wrong answers) or meet a half-built one
+        (TypeError).  Swaps are a few attribute sets, so waiting is brief."""
         while True:
             gen = self._generation
-            if not gen % 2:
+            if not gen % 2 or self._swapper == threading.get_ident():
                 served = _Served(
-                    self._forest,  # type: ignore[arg-type]  # checked below
+                    self._forest,  # type: ignore[arg-type]
+                    None if self._mapped is None else self._mapped.path,
                     self._cells,
                     self._store,
                     self._sqnorm,
@@ -239,13 +247,23 @@ class AnnoyIndex:
                 )
                 unchecked = self._unchecked
                 if gen == self._generation:
-                    if served.forest is None or not unchecked:
-                        break
-                    self._require_built(what)  # a newly loaded forest: check its pointers
-                    continue
+                    return served, unchecked
             time.sleep(0)
+
+    def _served(self, what: str) -> _Served:
+        """:meth:`_snapshot` of a built index, its forest's pointers checked (once)."""
+        served, unchecked = self._snapshot()
         if served.forest is None:
-            self._require_built(what)  # raises "not built"
+            raise RuntimeError(
+                f"cannot {what}: the index is not built; call build() or load() first"
+            )
+        if unchecked:  # the snapshot's own forest: another may be swapped in meanwhile
+            check_forest(
+                str(served.path), served.forest, self._metric, self.f, served.n, served.present
+            )
+            with self._lock:
+                if self._forest is served.forest:
+                    self._unchecked = False
         return served
 
     @property
@@ -277,14 +295,7 @@ class AnnoyIndex:
         )
 
     def _require_built(self, what: str) -> Forest:
-        if self._forest is None:
-            raise RuntimeError(
-                f"cannot {what}: the index is not built; call build() or load() first"
-            )
-        if self._unchecked:
-            check_forest(str(self.path), self._forest, self._metric, self.f, self._n, self._present)
-            self._unchecked = False
-        return self._forest
+        return self._served(what).forest
 
     def _require_mutable(self, what: str) -> None:
         if self._mapped is not None:
@@ -525,13 +536,13 @@ class AnnoyIndex:
             self._forest, self._cells, self._store = forest, grouped, store
             self._sqnorm, self._n_present = sqnorm, n_present
 
-    def _row_of(self, ids: np.ndarray) -> np.ndarray:
-        """Rows of the store holding ``ids``."""
-        return ids if self._cells is None else self._cells.id_rows.take(ids)
-
-    def _stored(self, ids: np.ndarray) -> np.ndarray:
-        """Stored rows of ``ids`` (a copy; float16 widened), whatever order the store keeps."""
-        return widen(self._store.take(self._row_of(np.asarray(ids, np.int64)), axis=0))
+    def _stored(self, ids: np.ndarray, s: _Served | None = None) -> np.ndarray:
+        """Stored rows of ``ids`` (a copy; float16 widened), whatever order the store keeps;
+        of the state ``s`` (default: a snapshot now)."""
+        s = self._snapshot()[0] if s is None else s
+        ids = np.asarray(ids, np.int64)
+        rows = ids if s.cells is None else s.cells.id_rows.take(ids)
+        return widen(s.store.take(rows, axis=0))
 
     def get_n_cells(self) -> int:
         """Cells a ``probe`` search chooses from (0: none; see :meth:`query`)."""
@@ -546,16 +557,17 @@ class AnnoyIndex:
         An index an :meth:`on_disk_build` built goes back to adding items beside its file, as
         annoy's does; the next ``build()`` rewrites the file.  Other loaded indexes refuse.
         """
-        if self._mapped is not None:
-            if self._disk_built is None or self._disk_built != self.path:
-                raise RuntimeError("You can't unbuild a loaded index")
-            self._reopen_on_disk()
-            return True
-        store = self._store
-        if self._cells is not None:  # back to id order, where add_item writes
-            store = self._store.take(self._cells.id_rows, axis=0)
-        with self._swapping():
-            self._store, self._cells, self._sqnorm, self._forest = store, None, None, None
+        with self._lock:
+            if self._mapped is not None:
+                if self._disk_built is None or self._disk_built != self.path:
+                    raise RuntimeError("You can't unbuild a loaded index")
+                self._reopen_on_disk()
+                return True
+            store = self._store
+            if self._cells is not None:  # back to id order, where add_item writes
+                store = self._store.take(self._cells.id_rows, axis=0)
+            with self._swapping():
+                self._store, self._cells, self._sqnorm, self._forest = store, None, None, None
         return True
 
     def _reopen_on_disk(self) -> None:
@@ -674,17 +686,24 @@ class AnnoyIndex:
         ``n_jobs`` threads share the query chunks (-1: every core); the answers are the same
         for any ``n_jobs``.
         """
-        self._require_built("query")
+        s = self._served("query")  # one state for the whole batch
         k = check.positive_int("k", k)
         search_k = check.search_k(search_k)
-        return self._query(self._rows("X", X), k, search_k, probe, n_jobs)
+        return self._query(self._rows("X", X), k, search_k, probe, n_jobs, s)
 
     def _query(
-        self, x: np.ndarray, k: int, search_k: int, probe: int | None, n_jobs: int = 1
+        self,
+        x: np.ndarray,
+        k: int,
+        search_k: int,
+        probe: int | None,
+        n_jobs: int = 1,
+        s: _Served | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`query` of rows ``x`` already checked and rounded as the store keeps them
-        (``get_nns_by_vector`` and ``query_items`` would otherwise check them twice)."""
-        s = self._served("query")
+        (``get_nns_by_vector`` and ``query_items`` would otherwise check them twice), in the
+        state ``s`` the rows were read from (default: a snapshot now)."""
+        s = self._served("query") if s is None else s
         k = check.positive_int("k", k)
         search_k = check.search_k(search_k)
         if self._metric.is_hamming:
@@ -727,37 +746,37 @@ class AnnoyIndex:
             d = -d
         return d
 
-    def _item_ids(self, name: str, ids: Any) -> np.ndarray:
-        """``ids`` (a 1-D sequence, or one id) as int64 ids of present items."""
+    def _item_ids(self, name: str, ids: Any, s: _Served) -> np.ndarray:
+        """``ids`` (a 1-D sequence, or one id) as int64 ids of present items of state ``s``."""
         arr = np.atleast_1d(np.asarray(ids))
         if arr.ndim != 1:
             raise ValueError(f"'{name}' must be a 1-D sequence of item ids (got shape {arr.shape})")
         if not check.is_integer_array(arr):
             raise TypeError(f"'{name}' must be item ids (ints) (got dtype {arr.dtype})")
         arr = check.as_int64(name, arr)  # uint64 from 2**63 up would wrap negative
-        bad = (arr < 0) | (arr >= self._n)
+        bad = (arr < 0) | (arr >= s.n)
         if not bad.any():
-            bad = ~self._present[arr]
+            bad = ~s.present[arr]
         if bad.any():
             what = "is not an item" if np.ndim(ids) == 0 else "holds an id that is not an item"
             raise IndexError(
-                f"'{name}' {what}: {int(arr[bad][0])} (items are 0..{self._n - 1}, holes excluded)"
+                f"'{name}' {what}: {int(arr[bad][0])} (items are 0..{s.n - 1}, holes excluded)"
             )
         return arr
 
-    def _vectors_of(self, ids: np.ndarray) -> np.ndarray:
+    def _vectors_of(self, ids: np.ndarray, s: _Served) -> np.ndarray:
         """Float32 vectors of checked item ids (stored rows: no need to check them again)."""
-        return self._metric.unstore(self._stored(ids), self.f)
+        return self._metric.unstore(self._stored(ids, s), self.f)
 
     def query_items(
         self, ids: Any, k: int, search_k: int = -1, *, probe: int | None = None, n_jobs: int = 1
     ) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`query` for stored items (each item is normally its own first neighbour);
         ``search_k``, ``probe`` and ``n_jobs`` as there."""
-        self._require_built("query")
+        s = self._served("query")
         k = check.positive_int("k", k)
-        x = self._vectors_of(self._item_ids("ids", ids))
-        return self._query(x, k, search_k, probe, n_jobs)
+        x = self._vectors_of(self._item_ids("ids", ids, s), s)
+        return self._query(x, k, search_k, probe, n_jobs, s)
 
     def _as_lists(self, ids: np.ndarray, d: np.ndarray, include: bool) -> Any:
         ok = ids[0] >= 0
@@ -795,9 +814,10 @@ class AnnoyIndex:
         ``probe``: scan the nearest cells instead of walking the trees (see :meth:`query`).
         """
         i = check.integer("i", i)
-        self._require_built("query")
+        s = self._served("query")
         n = self._list_size(n)
-        ids, d = self._query(self._vectors_of(self._item_ids("i", i)), n, search_k, probe)
+        x = self._vectors_of(self._item_ids("i", i, s), s)
+        ids, d = self._query(x, n, search_k, probe, 1, s)
         return self._as_lists(ids, d, include_distances)
 
     def _list_size(self, n: Any) -> int:
@@ -809,13 +829,16 @@ class AnnoyIndex:
         """Leaf of tree ``tree`` that each row of ``X`` falls in, following its margins.
 
         For diagnostics and figures: one vectorized descent of all rows, level by level.
-        A margin of exactly 0 goes to side 0.
+        A margin of exactly 0 goes to side 0.  Rows descend as queries do, so a stored item's
+        row falls in the leaf holding it, except with ``dot``: its trees split items extended
+        by a coordinate that queries have as 0.
         """
         forest = self._require_built("find leaves")
         t = check.integer("tree", tree)
         if not 0 <= t < forest.n_trees:
             raise IndexError(f"'tree' must be in [0, {forest.n_trees}) (got {t})")
         # rounded as queries are (float16 stores): a stored item's row falls in its own leaf
+        # (dot aside, see above)
         x = self._metric.query_space(self._rows("X", X), self.f)
         ref = np.full(len(x), forest.roots[t], np.int64)
         rows = np.arange(len(x))
@@ -831,19 +854,22 @@ class AnnoyIndex:
     def get_item_vector(self, i: int) -> list[float]:
         """The vector of item ``i`` (hamming: 0/1 values)."""
         i = check.integer("i", i)
-        return self._vectors_of(self._item_ids("i", i))[0].tolist()
+        s = self._snapshot()[0]
+        return self._vectors_of(self._item_ids("i", i, s), s)[0].tolist()
 
     def get_item_vectors(self, ids: Any = None) -> np.ndarray:
         """Vectors of ``ids`` (default: all ids 0..get_n_items()-1) as a float32 (n, f) copy."""
-        idx = np.arange(self._n) if ids is None else self._item_ids("ids", ids)
-        return self._vectors_of(idx)
+        s = self._snapshot()[0]
+        idx = np.arange(s.n) if ids is None else self._item_ids("ids", ids, s)
+        return self._vectors_of(idx, s)
 
     def get_distance(self, i: int, j: int) -> float:
         """Annoy's distance between items ``i`` and ``j``."""
-        a = self._item_ids("i", check.integer("i", i))
-        b = self._item_ids("j", check.integer("j", j))
-        q = self._stored(a)
-        c = self._stored(b)[None]
+        s = self._snapshot()[0]
+        a = self._item_ids("i", check.integer("i", i), s)
+        b = self._item_ids("j", check.integer("j", j), s)
+        q = self._stored(a, s)
+        c = self._stored(b, s)[None]
         if self._metric.name in ("angular", "euclidean"):
             d = self._metric.exact(q.astype(np.float32), c.astype(np.float32))
         else:
@@ -892,10 +918,12 @@ class AnnoyIndex:
         """Labels of ids 0..get_n_items()-1 (object array of str, or int64), or None."""
         held, stored = self._labels, self._label_arrays
         if held is None and stored is not None:
-            held = _labels.from_arrays(*stored, self._n, str(self.path))
+            held, lookup = _labels.decode(*stored, self._n, str(self.path))
             with self._labels_lock:  # kept unless set_labels() changed them while decoding
                 if self._label_arrays is stored and self._labels is None:
                     self._labels = held
+                    if lookup is not None:
+                        self._label_index = (held, lookup)
         return held
 
     def ids_for(self, labels: Any) -> np.ndarray:
@@ -992,9 +1020,13 @@ class AnnoyIndex:
 
         ``prefault``: as in :meth:`load`, for the new mapping.
         """
-        fields, arrays = self._fields_and_arrays()
-        ff.write(fn, fields, arrays)
-        self._attach(ff.Mapped(fn, prefault))
+        with self._lock:  # what is written is what is then served, whatever other threads do
+            fields, arrays = self._fields_and_arrays()
+            ff.write(fn, fields, arrays)
+            disk_built = self._disk_built
+            self._attach(ff.Mapped(fn, prefault))
+            if disk_built is not None and self.path == disk_built:  # still on_disk_build's file
+                self._disk_built = disk_built
         return True
 
     def load(self, fn: str | os.PathLike[str], prefault: bool = False) -> bool:
@@ -1006,6 +1038,11 @@ class AnnoyIndex:
         whatever the size.
         """
         path = os.path.abspath(os.fspath(fn))  # what path and a pickle hold, whatever the cwd
+        with self._lock:
+            self._load(path, prefault)
+        return True
+
+    def _load(self, path: str, prefault: bool) -> None:
         if ff.is_native(path):
             mapped = ff.Mapped(path, prefault)
             got_f, got_metric = mapped.fields.get("f"), mapped.fields.get("metric")
@@ -1023,7 +1060,6 @@ class AnnoyIndex:
             self._set_state({**self._empty_state(), **read_ann(self, path, prefault)})
             if old is not None:
                 old.close()
-        return True
 
     def _attach(self, mapped: ff.Mapped) -> None:
         """Serve the index from an open native file, validating it first.
@@ -1039,8 +1075,9 @@ class AnnoyIndex:
 
     def unload(self) -> bool:
         """Forget the trees and items (and unmap any file)."""
-        mapped = self._mapped
-        self._reset()
+        with self._lock:
+            mapped = self._mapped
+            self._reset()
         if mapped is not None:
             mapped.close()
         return True
@@ -1066,7 +1103,7 @@ class AnnoyIndex:
             return new
         new.__dict__.update(self.__dict__)
         new.__dict__.pop("_generation", None)
-        new._lock, new._labels_lock = threading.Lock(), threading.Lock()
+        new._lock, new._labels_lock = threading.RLock(), threading.Lock()
         new._labels = None if self._labels is None else self._labels.copy()
         new._label_index, new._disk_built = None, None
         new._metadata = copy.deepcopy(self._metadata, memo)

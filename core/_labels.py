@@ -48,8 +48,16 @@ def from_arrays(
 ) -> np.ndarray | None:
     """Decode stored labels, validating every offset and their uniqueness (a bad file raises
     IndexFileError naming ``path``)."""
+    return decode(kind, arrays, n_items, path)[0]
+
+
+def decode(
+    kind: Any, arrays: dict[str, np.ndarray], n_items: int, path: str = "pickle"
+) -> tuple[np.ndarray | None, dict[Any, int] | None]:
+    """:func:`from_arrays`, and for str labels the label -> id lookup built to find a repeat
+    (``ids_for`` needs it: built once, not twice)."""
     if kind is None:
-        return None
+        return None, None
 
     def bad(what: str) -> IndexFileError:
         return IndexFileError(f"{path}: corrupted labels ({what})")
@@ -58,7 +66,11 @@ def from_arrays(
         lab = arrays.get("labels_int")
         if lab is None or lab.shape != (n_items,) or lab.dtype != np.int64:
             raise bad("int labels missing or of the wrong length")
-        return _unique(np.array(lab), bad)
+        labels = np.array(lab)
+        ordered = np.sort(labels)  # a repeat sits beside its twin: no hashing of every label
+        if (ordered[1:] == ordered[:-1]).any():
+            raise bad("a label repeats")
+        return labels, None
     if kind == "str":
         ptr, blob = arrays.get("labels_ptr"), arrays.get("labels_utf8")
         if ptr is None or blob is None or ptr.shape != (n_items + 1,) or ptr.dtype != np.int64:
@@ -79,12 +91,8 @@ def from_arrays(
             arr[:] = out
         except UnicodeDecodeError as exc:
             raise bad(str(exc)) from None
-        return _unique(arr, bad)
+        lookup = {v: i for i, v in enumerate(out)}
+        if len(lookup) != len(out):  # ids_for would answer one id for two items
+            raise bad("a label repeats")
+        return arr, lookup
     raise IndexFileError(f"{path}: corrupted manifest (unknown labels kind {kind!r})")
-
-
-def _unique(labels: np.ndarray, bad: Any) -> np.ndarray:
-    """``labels``, refused when one repeats: ids_for would answer one id for two items."""
-    if len(labels) != len(set(labels.tolist())):
-        raise bad("a label repeats")
-    return labels

@@ -64,7 +64,7 @@ def check_forest(
         raise IndexFileError(f"{path}: corrupted (leaf ranges out of bounds)")
     if items.size and (items.min() < 0 or items.max() >= n_items):
         raise IndexFileError(f"{path}: corrupted leaf items (id out of range)")
-    if items.size and present is not None and not present[: len(present)].take(items).all():
+    if items.size and present is not None and not present.take(items).all():
         raise IndexFileError(f"{path}: corrupted leaf items (a leaf lists an id with no item)")
     for refs in (children, forest.roots):
         if refs.size and ((refs < -n_leaves).any() or (refs >= n_splits).any()):

@@ -205,3 +205,71 @@ def test_an_on_disk_build_keeps_no_copy_of_the_items_in_memory(tmp_path: Path) -
         finally:
             tracemalloc.stop()
         assert peak < 2 * x.nbytes, (metric, peak)
+
+
+def test_two_threads_loading_while_one_searches_never_mix_states(tmp_path: Path) -> None:
+    # the swap count assumed one writer: two loaders at once let a search accept a half swap
+    small, big = _data(4, 50), _data(5, 2000)
+    for name, x in (("small", small), ("big", big)):
+        index = AnnoyIndex(F, "euclidean", seed=1)
+        index.add_items(x)
+        index.build(2)
+        index.save(tmp_path / f"{name}.annoy")
+    served = annoy_adapters.load(tmp_path / "big.annoy")
+    stop = threading.Event()
+
+    def swap(name: str) -> None:
+        while not stop.is_set():
+            served.load(tmp_path / f"{name}.annoy")
+
+    loaders = [threading.Thread(target=swap, args=(n,)) for n in ("small", "big")]
+    for t in loaders:
+        t.start()
+    threads, errors = _in_threads(
+        lambda: (served.query(small[:3], 3), served.get_nns_by_item(1, 3)), stop, 1
+    )
+    time.sleep(1.5)
+    stop.set()
+    for t in loaders + threads:
+        t.join()
+    assert not errors
+
+
+def test_a_check_of_one_file_does_not_vouch_for_the_next(tmp_path: Path, monkeypatch) -> None:
+    # a forest checked while another file was swapped in marked the new one as checked, so
+    # its corrupted leaves (a hole listed as an item) were searched unchecked
+    from annoy_adapters.core import _index
+
+    x = _data(6, 200)
+    good = AnnoyIndex(F, "euclidean", seed=1)
+    good.add_items(x)
+    good.build(2)
+    good.save(tmp_path / "good.annoy")
+    bad = AnnoyIndex(F, "euclidean", seed=1)
+    bad.add_items(x)
+    bad.build(2)
+    bad.save(tmp_path / "bad.annoy")
+    served = annoy_adapters.load(tmp_path / "bad.annoy")
+    present_at = served._mapped.fields["arrays"]["present"]["offset"]
+    served.unload()
+    raw = bytearray((tmp_path / "bad.annoy").read_bytes())
+    raw[present_at] = 0  # item 0 becomes a hole its leaves still list
+    (tmp_path / "bad.annoy").write_bytes(bytes(raw))
+
+    slow_check = _index.check_forest
+
+    def slow(*args, **kwargs):
+        time.sleep(0.3)
+        return slow_check(*args, **kwargs)
+
+    monkeypatch.setattr(_index, "check_forest", slow)
+    served = annoy_adapters.load(tmp_path / "good.annoy")
+    answered: list[np.ndarray] = []
+    first = threading.Thread(target=lambda: answered.append(served.query(x[:2], 3)[0]))
+    first.start()
+    time.sleep(0.1)  # the good file's check is under way
+    served.load(tmp_path / "bad.annoy")
+    first.join()
+    assert len(answered) == 1  # the first search answered from the good file it began with
+    with pytest.raises(annoy_adapters.IndexFileError, match="no item"):
+        served.query(x[:2], 3)

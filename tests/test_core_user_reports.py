@@ -463,3 +463,36 @@ def test_row_error_crosses_processes() -> None:
         caught.value.row,
         caught.value.reason,
     )
+
+
+def test_an_index_built_on_disk_still_unbuilds_after_saving_to_its_file(tmp_path: Path) -> None:
+    # save() to on_disk_build's own file forgot where the index came from: unbuild refused
+    path = tmp_path / "disk.annoy"
+    index = AnnoyIndex(4, "euclidean", seed=2)
+    index.on_disk_build(path)
+    index.add_items(np.random.default_rng(0).random((30, 4)))
+    index.build(2)
+    index.set_metadata({"v": 2})
+    index.save(path)
+    assert index.unbuild() is True and index.metadata == {"v": 2}
+
+
+def test_an_error_reading_the_index_during_an_export_keeps_its_message(tmp_path: Path) -> None:
+    # IndexFileError is also an OSError: the atomic writer re-labelled it with the output path
+    # and showed a tuple, "(None, '<path>: corrupted ...', 'out.ann')"
+    index = AnnoyIndex(4, "euclidean", seed=2)
+    index.add_items(np.random.default_rng(0).random((3000, 4)))
+    index.build(2)
+    assert index.get_n_cells() > 0
+    index.save(tmp_path / "c.annoy")
+    loaded = annoy_adapters.load(tmp_path / "c.annoy")
+    rows = loaded._mapped.fields["arrays"]["cell_rows"]
+    loaded.unload()
+    raw = bytearray((tmp_path / "c.annoy").read_bytes())
+    raw[rows["offset"] : rows["offset"] + 8] = np.array([1, 1], "<i4").tobytes()
+    (tmp_path / "c.annoy").write_bytes(bytes(raw))
+    with pytest.raises(annoy_adapters.IndexFileError) as caught:
+        annoy_adapters.load(tmp_path / "c.annoy").export_annoy(tmp_path / "out.ann")
+    assert str(caught.value).startswith(str(tmp_path / "c.annoy")) and "None" not in str(
+        caught.value
+    )

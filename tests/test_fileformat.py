@@ -378,24 +378,26 @@ def test_a_file_whose_labels_repeat_is_corrupted(tmp_path: Path, kind: str) -> N
 
 
 def test_a_save_removes_the_temporary_files_a_killed_writer_left(tmp_path: Path) -> None:
-    # kill -9 during save left full-size temporary files that nothing ever removed
-    import signal
-    import subprocess
-    import sys
+    # kill -9 during save left full-size temporary files that nothing ever removed; a writer
+    # holds a lock on its file, which the kernel drops when the writer dies
+    import fcntl
+
+    from annoy_adapters.core._atomic import STALE_SECONDS, _prefix
 
     path = tmp_path / "a.annoy"
     _built("euclidean", n=100).save(path)
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    child.send_signal(signal.SIGKILL)
-    child.wait()
-    from annoy_adapters.core._atomic import _prefix
-
-    dead = tmp_path / f"{_prefix(path.name, child.pid)}abc.tmp"
+    old = os.path.getmtime(path) - 2 * STALE_SECONDS
+    dead = tmp_path / f"{_prefix(path.name)}abc.tmp"  # nobody holds it
     dead.write_bytes(b"\0" * 1000)
-    alive = tmp_path / f"{_prefix(path.name, os.getpid())}xyz.tmp"  # a save under way here
-    alive.write_bytes(b"\0" * 1000)
-    other = tmp_path / ".b.annoy.somehost.1.xyz.tmp"  # another file's
+    held = tmp_path / f"{_prefix(path.name)}xyz.tmp"  # a save under way (any PID namespace)
+    held.write_bytes(b"\0" * 1000)
+    fresh = tmp_path / f"{_prefix(path.name)}new.tmp"  # just created, not locked yet
+    fresh.write_bytes(b"")
+    other = tmp_path / ".b.annoy.somehost.xyz.tmp"  # another file's
     other.write_bytes(b"")
-    _built("euclidean", n=100).save(path)
-    assert not dead.exists() and alive.exists() and other.exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["a.annoy", alive.name, other.name])
+    for p in (dead, held, other):
+        os.utime(p, (old, old))
+    with open(held, "rb") as writer:
+        fcntl.flock(writer.fileno(), fcntl.LOCK_EX)
+        _built("euclidean", n=100).save(path)
+    assert not dead.exists() and held.exists() and fresh.exists() and other.exists()
