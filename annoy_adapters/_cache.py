@@ -5,16 +5,20 @@ file once and every thread shares it.  A replaced file is opened afresh: saves r
 file (a new inode) over the path, and the identity also holds ctime, which no tool can set back
 (``cp -p``, ``rsync -t`` and ``os.utime`` restore mtimes; coarse mtimes repeat).
 
-The cache lets go of old files: every consultation drops the entries whose file is gone or
-was replaced, and at most :data:`MAX_FILES` files stay cached (least recently used dropped
-first).  Dropping only forgets the cache's reference: a query still using that index keeps it,
-and its mapping, alive until it finishes; the file is unmapped when the last user lets go.
+The cache lets go of old files: when it opens a file (or a new version of one), and on a hit at
+most once every :data:`SWEEP_SECONDS`, it stats the other cached files and drops those gone or
+replaced; any other hit stats only its own file (every task thread passes here, and on a
+network filesystem a stat may be a round trip to the server).  At most :data:`MAX_FILES` files
+stay cached (least recently used dropped first).  Dropping only forgets the cache's reference:
+a query still using that index keeps it, and its mapping, alive until it finishes; the file is
+unmapped when the last user lets go.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+import time
 from collections import OrderedDict
 from typing import Any
 
@@ -22,6 +26,7 @@ from annoy_adapters.core import AnnoyIndex, load
 
 __all__ = [
     "MAX_FILES",
+    "SWEEP_SECONDS",
     "FileIdentity",
     "cache_info",
     "clear_cache",
@@ -36,9 +41,13 @@ FileIdentity = tuple[int, int, int, int, int]
 #: most files one process keeps open through the cache
 MAX_FILES = 16
 
+#: longest a run of cache hits goes without checking the other cached files
+SWEEP_SECONDS = 5.0
+
 _lock = threading.Lock()
 _cache: OrderedDict[str, tuple[FileIdentity, AnnoyIndex]] = OrderedDict()  # oldest use first
 _stats = {"opens": 0, "hits": 0}
+_last_sweep = -float("inf")  # time.monotonic() of the last check of the cached files
 
 
 def file_identity(path: str | os.PathLike[str]) -> FileIdentity:
@@ -60,12 +69,19 @@ def open_with_identity(path: str | os.PathLike[str]) -> tuple[AnnoyIndex, FileId
     p = os.path.abspath(os.fspath(path))
     identity = file_identity(p)
     with _lock:
-        # cheap stat checks: a retired or replaced file must not stay mapped for ever
-        for other, (held, _) in list(_cache.items()):
-            if other != p and _current(other) != held:
-                del _cache[other]
         entry = _cache.get(p)
-        if entry is not None and entry[0] == identity:
+        cached = entry[1] if entry is not None and entry[0] == identity else None
+        if cached is not None:
+            _cache.move_to_end(p)
+            _stats["hits"] += 1
+        others = _due_for_sweep(p, opening=cached is None)
+    # Outside the lock: a slow stat must not hold up the threads whose file is cached.
+    _drop_retired(others)
+    if cached is not None:
+        return cached, identity
+    with _lock:
+        entry = _cache.get(p)
+        if entry is not None and entry[0] == identity:  # another thread opened it meanwhile
             _cache.move_to_end(p)
             _stats["hits"] += 1
             return entry[1], identity
@@ -76,6 +92,32 @@ def open_with_identity(path: str | os.PathLike[str]) -> tuple[AnnoyIndex, FileId
             _cache.popitem(last=False)
         _stats["opens"] += 1
         return index, identity
+
+
+def _due_for_sweep(path: str, opening: bool) -> list[tuple[str, FileIdentity]]:
+    """The other cached files and the identities held for them, when a check is due (a file
+    is being opened, or SWEEP_SECONDS have passed since the last check); else none.
+
+    Called with the lock held.
+    """
+    global _last_sweep
+    now = time.monotonic()
+    if not opening and now - _last_sweep < SWEEP_SECONDS:
+        return []
+    _last_sweep = now
+    return [(other, held) for other, (held, _) in _cache.items() if other != path]
+
+
+def _drop_retired(entries: list[tuple[str, FileIdentity]]) -> None:
+    """Drop the entries whose file is gone or was replaced: a retired or replaced file must
+    not stay mapped for ever."""
+    for other, held in entries:
+        if _current(other) == held:
+            continue
+        with _lock:
+            entry = _cache.get(other)
+            if entry is not None and entry[0] == held:  # not reopened since the stat
+                del _cache[other]
 
 
 def open_index(path: str | os.PathLike[str]) -> AnnoyIndex:

@@ -245,24 +245,26 @@ def query_block(
     try:
         ids, dist = open_index(path).query(block, k, **search)
     except RowError as exc:
-        # a plain ValueError: RowError does not survive pickling back to the client
-        raise ValueError(f"'x' row {_array_row(exc.row, block_info)} {exc.reason}") from None
+        # The core counts rows in the block: name the user's 'x' and its row in the whole array.
+        row, where = _array_row(exc.row, block_info)
+        raise RowError(f"'x' row {where} {exc.reason}", "x", row, exc.reason) from None
     out["id"] = ids
     out["distance"] = dist
     return out
 
 
-def _array_row(row: int, block_info: dict[Any, Any] | None) -> str:
-    """The row's position in the whole array (its block's offset is known unless the
-    chunk sizes are), and its place in the block."""
+def _array_row(row: int, block_info: dict[Any, Any] | None) -> tuple[int, str]:
+    """The row's position in the whole array and how a message names it: that position and
+    the row's place in its block. When the chunk sizes are unknown, so is the block's offset:
+    the position is then the one in the block."""
     info = (block_info or {}).get(0)
     if info is None:
-        return str(row)
+        return row, str(row)
     block = info["chunk-location"][0]
     start = info["array-location"][0][0]
     if start is None or np.isnan(start):
-        return f"{row} of block {block}"
-    return f"{int(start) + row} (row {row} of block {block})"
+        return row, f"{row} of block {block}"
+    return int(start) + row, f"{int(start) + row} (row {row} of block {block})"
 
 
 def build_trees_task(
@@ -286,8 +288,7 @@ def build_trees_task(
             vector_dtype=vector_dtype,
         )
     except RowError as exc:
-        # Only reading the data finds NaN/inf: name the user's file and row, not the core's
-        # 'X'; a plain ValueError, as RowError does not survive pickling back to the client.
-        raise ValueError(
-            f"'vectors' row {exc.row} of {vectors_path!r} {exc.reason}: fix or drop it"
-        ) from None
+        # Only reading the data finds NaN/inf: name the user's argument and file, not the
+        # core's 'X' (the row is the file's: the task reads the whole file).
+        message = f"'vectors' row {exc.row} of {vectors_path!r} {exc.reason}: fix or drop it"
+        raise RowError(message, "vectors", exc.row, exc.reason) from None

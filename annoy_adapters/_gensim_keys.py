@@ -148,17 +148,19 @@ def _collision_message(keys: Sequence[Any], labels: list[str]) -> str:
     a, b = keys[first], keys[pos]
     where = f"at positions {first} and {pos}"
     if isinstance(a, _INT_TYPES) == isinstance(b, _INT_TYPES):
-        return f"the keys hold {_shown(a)} twice ({where}); keys must be unique"
+        return f"the keys hold {_key_repr(a)} twice ({where}); keys must be unique"
     int_key, str_key = (a, b) if isinstance(a, _INT_TYPES) else (b, a)
     return (
         "keys mix int and str tags where an int tag k and the str tag str(k) both occur "
-        f"(first: {_shown(int_key)} and {_shown(str_key)}, {where}); the index file cannot "
+        f"(first: {_key_repr(int_key)} and {_key_repr(str_key)}, {where}); the index file cannot "
         "tell them apart (rename the str tags)"
     )
 
 
-def _shown(key: Any) -> str:
-    """``repr`` of a key as a plain Python value (``5``, not ``np.int64(5)``)."""
+def _key_repr(key: Any) -> str:
+    """``repr`` of a key as a plain Python value (``5``, not ``np.int64(5)``): the key as the
+    user wrote it, without the type the adapters' ``shown`` gives a rejected value (the
+    message pairs an int key with its str twin, ``1 and '1'``)."""
     return repr(int(key) if isinstance(key, _INT_TYPES) else str(key))
 
 

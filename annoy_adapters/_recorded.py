@@ -7,13 +7,13 @@ not plain str or int, so a file built by any adapter answers the same through ev
 
 from __future__ import annotations
 
-import reprlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from annoy_adapters import AnnoyIndex, IndexFileError
+from annoy_adapters._checks import shown
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -44,10 +44,6 @@ _PANDAS_HINT = 'decoding its labels needs pandas: pip install "annoy-adapters[pa
 _DECODE_ERRORS = (ValueError, TypeError, KeyError, IndexError, ArithmeticError)
 
 
-def _shown(value: Any) -> str:
-    return f"{type(value).__name__} {reprlib.repr(value)}"
-
-
 def corrupted(
     index: AnnoyIndex, section: str, field: str | None, expected: str, got: Any
 ) -> IndexFileError:
@@ -61,7 +57,7 @@ def corrupted(
         )
     return IndexFileError(
         f"{where} is corrupted: {field!r} in its metadata {section!r} section must be "
-        f"{expected} (got {_shown(got)})"
+        f"{expected} (got {shown(got)})"
     )
 
 

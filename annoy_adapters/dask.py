@@ -46,6 +46,7 @@ from annoy_adapters._cache import (
     open_index,
     open_with_identity,
 )
+from annoy_adapters._checks import check_k, check_probe, check_search_k
 
 if TYPE_CHECKING:  # pragma: no cover
     import dask.array as da
@@ -125,35 +126,16 @@ def _open(index: str | os.PathLike[str] | AnnoyIndex) -> tuple[str, AnnoyIndex, 
     return path, opened, identity
 
 
-def _check_k(k: Any) -> int:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"'k' must be a positive int (got {k!r})")
-    return int(k)
-
-
-def _check_search_k(search_k: Any) -> int:
-    # the core's rule and message, checked here so a bad value fails before any task runs
-    if (
-        isinstance(search_k, bool)
-        or not isinstance(search_k, (int, np.integer))
-        or (search_k != -1 and search_k < 1)
-    ):
-        raise ValueError(f"'search_k' must be -1 or a positive int (got {search_k!r})")
-    return int(search_k)
-
-
 def _search(search_k: Any, probe: Any, opened: AnnoyIndex) -> dict[str, Any]:
     """The query's search settings, checked on the client before any task runs."""
-    search_k = _check_search_k(search_k)
-    if probe is not None:
-        if isinstance(probe, bool) or not isinstance(probe, (int, np.integer)) or probe < 1:
-            raise ValueError(f"'probe' must be None or a positive int (got {probe!r})")
-        if not opened.get_n_cells():
-            raise ValueError(
-                f"'probe' needs an index with cells; {opened.path} has none (metric "
-                f"{opened.metric!r}, or built without cells): use search_k"
-            )
-        probe = int(probe)
+    # the core's rules, checked here so a bad value fails before any task runs
+    search_k = check_search_k(search_k)
+    probe = check_probe(probe)
+    if probe is not None and not opened.get_n_cells():
+        raise ValueError(
+            f"'probe' needs an index with cells; {opened.path} has none (metric "
+            f"{opened.metric!r}, or built without cells): use search_k"
+        )
     return {"search_k": search_k, "probe": probe}
 
 
@@ -291,7 +273,7 @@ def query_dataframe(
 
     if not isinstance(frame, dd.DataFrame):
         raise TypeError(f"'frame' must be a dask.dataframe.DataFrame (got {type(frame).__name__})")
-    k = _check_k(k)
+    k = check_k(k)
     path, opened, identity = _open(index)
     search = _search(search_k, probe, opened)
     spec = _vector_spec(frame._meta, columns, opened)
@@ -363,7 +345,7 @@ def query_items(
 
     if not isinstance(items, dd.Series):
         raise TypeError(f"'items' must be a dask.dataframe.Series (got {type(items).__name__})")
-    k = _check_k(k)
+    k = check_k(k)
     path, opened, identity = _open(index)
     search = _search(search_k, probe, opened)
     has_labels = opened.labels is not None
@@ -426,7 +408,8 @@ def query_array(
         first, padded with -1 / inf when fewer than k items are found (as
         ``AnnoyIndex.query``). Both come from the same tasks: computing them together
         (``dask.compute(ids, distances)``) queries each block once. A row holding NaN or inf
-        raises ValueError at compute time, naming its row in `x` (and in its block).
+        raises :class:`annoy_adapters.RowError` (a ValueError) at compute time, naming its row
+        in `x` (and in its block).
 
     Examples
     --------
@@ -448,7 +431,7 @@ def query_array(
 
     if not isinstance(x, da.Array):
         raise TypeError(f"'x' must be a dask.array.Array (got {type(x).__name__})")
-    k = _check_k(k)
+    k = check_k(k)
     path, opened, identity = _open(index)
     search = _search(search_k, probe, opened)
     f = opened.f
@@ -540,7 +523,7 @@ def build_index(
     Every argument (the shape and dtype of the ``.npy`` file, the labels' count, types and
     uniqueness, the metadata, the seed, the leaf size, the output path) is checked before any
     task is submitted. NaN or inf in the vectors shows only when the tasks read them: the build
-    then raises ValueError naming the file and the row.
+    then raises :class:`annoy_adapters.RowError` (a ValueError) naming the file and the row.
 
     Examples
     --------
@@ -713,10 +696,11 @@ def worker_cache_info(client: Client) -> dict[str, dict[str, int]]:
 def clear_worker_cache(client: Client) -> dict[str, int]:
     """Forget the index files every worker keeps open: ``{address: files forgotten}``.
 
-    Not needed for correctness: each worker's cache drops, whenever it is consulted, every file
-    that is gone or was replaced, and keeps at most 16 files open (least recently used go
-    first). Use it to release the old files' mappings (and their disk space, for deleted files)
-    at once, after retiring versions. A query still running keeps its file mapped until it ends;
+    Not needed for correctness: each worker's cache drops every file that is gone or was
+    replaced when it opens another file (or version), and at a task 5 seconds or more after its
+    last check; it keeps at most 16 files open (least recently used go first). Use it to release
+    the old files' mappings (and their disk space, for deleted files) at once, after retiring
+    versions. A query still running keeps its file mapped until it ends;
     later tasks open their file again.
 
     Examples

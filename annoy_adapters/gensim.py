@@ -25,7 +25,6 @@ from __future__ import annotations
 import functools
 import numbers
 import os
-import reprlib
 import types
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -34,6 +33,7 @@ import numpy as np
 
 from annoy_adapters import AnnoyIndex, IndexFileError
 from annoy_adapters import load as _load_index
+from annoy_adapters._checks import check_probe, check_search_k, shown
 from annoy_adapters._gensim_keys import decode_keys, encode_keys, plain_keys
 from annoy_adapters._recorded import corrupted, decoded_labels, gensim_section
 from annoy_adapters.core import RowError, file_info
@@ -121,34 +121,6 @@ def _check_num_trees(num_trees: Any) -> int:
     return int(num_trees)
 
 
-def _check_search_k(search_k: Any) -> int:
-    if (
-        not isinstance(search_k, numbers.Integral)
-        or isinstance(search_k, bool)
-        or (search_k < 1 and search_k != -1)
-    ):
-        raise ValueError(
-            f"'search_k' must be a positive int, or -1 for num_neighbors * num_trees "
-            f"(got {search_k!r})"
-        )
-    return int(search_k)
-
-
-def _check_probe(probe: Any) -> int | None:
-    if probe is None:
-        return None
-    if not isinstance(probe, numbers.Integral) or isinstance(probe, bool) or probe < 1:
-        raise ValueError(f"'probe' must be None or a positive int (got {probe!r})")
-    return int(probe)
-
-
-def _shown(value: Any) -> str:
-    """A short description of a rejected argument: its type and a truncated repr."""
-    if isinstance(value, np.ndarray):
-        return f"array of dtype {value.dtype} and shape {value.shape}"
-    return f"{type(value).__name__} {reprlib.repr(value)}"
-
-
 def _query_vector(vector: Any, f: int) -> np.ndarray:
     """``vector`` as a numeric 1-D array of length ``f`` (any real dtype; the core casts it).
 
@@ -158,7 +130,7 @@ def _query_vector(vector: Any, f: int) -> np.ndarray:
     expected = f"'vector' must be a numeric 1-D vector of length {f}"
     if isinstance(vector, (str, bytes)):
         raise TypeError(
-            f"{expected} (got {_shown(vector)}); to look up a key, pass it to gensim: "
+            f"{expected} (got {shown(vector)}); to look up a key, pass it to gensim: "
             f"KeyedVectors.most_similar({vector!r}, topn=..., indexer=indexer)"
         )
     try:
@@ -166,7 +138,7 @@ def _query_vector(vector: Any, f: int) -> np.ndarray:
     except (TypeError, ValueError):  # ragged nesting, objects NumPy cannot size
         query = None
     if query is None or query.dtype.kind not in "biuf":  # object, str, complex, datetime...
-        raise TypeError(f"{expected} (got {_shown(vector)})")
+        raise TypeError(f"{expected} (got {shown(vector)})")
     if query.shape != (f,):
         raise ValueError(f"{expected} (got shape {query.shape})")
     return query
@@ -227,8 +199,8 @@ def _file_keys(index: AnnoyIndex) -> list[Any]:
 
 #: The settings :meth:`AnnoyIndexer.save` records: their checks and defaults.
 _SETTINGS: dict[str, tuple[Callable[[Any], Any], str, Any]] = {
-    "search_k": (_check_search_k, "a positive int or -1", -1),
-    "probe": (_check_probe, "null or a positive int", None),
+    "search_k": (check_search_k, "-1 or a positive int", -1),
+    "probe": (check_probe, "null or a positive int", None),
 }
 
 
@@ -351,7 +323,7 @@ class AnnoyIndexer:
 
     @search_k.setter
     def search_k(self, value: int) -> None:
-        self._search_k = _check_search_k(value)
+        self._search_k = check_search_k(value)
 
     @property
     def probe(self) -> int | None:
@@ -361,7 +333,7 @@ class AnnoyIndexer:
 
     @probe.setter
     def probe(self, value: int | None) -> None:
-        self._probe = _check_probe(value)
+        self._probe = check_probe(value)
 
     @property
     def vector_size(self) -> int | None:

@@ -26,7 +26,6 @@ Examples
 
 from __future__ import annotations
 
-import numbers
 import os
 from collections.abc import Hashable
 from typing import Any, Literal
@@ -42,6 +41,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from annoy_adapters import AnnoyIndex
 from annoy_adapters._cache import open_index
+from annoy_adapters._checks import check_k, check_search_k
 from annoy_adapters._pandas_codec import encode_labels, to_json_metadata
 from annoy_adapters._pandas_labels import check_same_rows, label_taker
 from annoy_adapters._pandas_result import check_names_free, drop_self, to_frame
@@ -72,12 +72,6 @@ IndexLike = AnnoyIndex | str | os.PathLike
 # -- argument checks ---------------------------------------------------------------------
 
 
-def _check_k(k: Any) -> int:
-    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
-        raise ValueError(f"'k' must be a positive int (got {k!r})")
-    return int(k)
-
-
 def _check_format(fmt: Any) -> str:
     if fmt not in _FORMATS:
         raise ValueError(f"'format' must be 'tidy' or 'wide' (got {fmt!r})")
@@ -99,16 +93,6 @@ def _check_build_only(n_trees: Any, seed: Any) -> None:
                 f"'{name}' is {value!r}, but it applies only when building an index; "
                 f"leave {name}=None when passing an index"
             )
-
-
-def _check_search_k(search_k: Any) -> int:
-    if (
-        isinstance(search_k, bool)
-        or not isinstance(search_k, numbers.Integral)
-        or (search_k < 1 and search_k != -1)
-    ):
-        raise ValueError(f"'search_k' must be a positive int or -1 (got {search_k!r})")
-    return int(search_k)
 
 
 # -- index files -------------------------------------------------------------------------
@@ -511,9 +495,9 @@ class AnnoyDataFrameAccessor:
         b 0           a       1.0
         c 0           b       4.0
         """
-        k = _check_k(k)
+        k = check_k(k)
         fmt = _check_format(format)
-        search_k = _check_search_k(search_k)
+        search_k = check_search_k(search_k)
         include_self = _check_bool("include_self", include_self)
         df = self._df
         if fmt == "tidy":
@@ -597,9 +581,9 @@ class AnnoyDataFrameAccessor:
         >>> df.annoy.query([4.0], k=2, metric="euclidean", seed=1)["neighbor"].tolist()
         ['c', 'b']
         """
-        k = _check_k(k)
+        k = check_k(k)
         fmt = _check_format(format)
-        search_k = _check_search_k(search_k)
+        search_k = check_search_k(search_k)
         df = self._df
         if index is None:
             spec = resolve_columns(df, columns)

@@ -167,10 +167,12 @@ def test_bad_num_trees(bad: object, kv_text: KeyedVectors) -> None:
 
 @pytest.mark.parametrize("bad", [0, -5, 1.5, None, False])
 def test_bad_search_k(bad: object, kv_text: KeyedVectors) -> None:
-    with pytest.raises(ValueError, match=r"'search_k'"):
+    # the wording of the pandas and Dask adapters and of the core
+    message = rf"'search_k' must be -1 or a positive int \(got {re.escape(repr(bad))}\)"
+    with pytest.raises(ValueError, match=message):
         AnnoyIndexer(kv_text, 2, search_k=bad)  # type: ignore[arg-type]
     indexer = AnnoyIndexer()
-    with pytest.raises(ValueError, match=r"'search_k'"):
+    with pytest.raises(ValueError, match=message):
         indexer.search_k = bad  # type: ignore[assignment]
 
 

@@ -370,7 +370,12 @@ def test_neighbors_with_an_index_of_other_rows_is_refused(df, tmp_path):
         (pd.DataFrame({"a": [1.0, 2.0]}), {"k": 2}, ValueError, r"'k' must be at most 1"),
         (pd.DataFrame({"a": [1.0, 2.0]}), {"k": 1, "format": "long"}, ValueError, "'format'"),
         (pd.DataFrame({"a": [1.0, 2.0]}), {"k": 1, "index": 3}, TypeError, "'index' must be"),
-        (pd.DataFrame({"a": [1.0, 2.0]}), {"k": 1, "search_k": 0}, ValueError, "'search_k'"),
+        (
+            pd.DataFrame({"a": [1.0, 2.0]}),
+            {"k": 1, "search_k": 0},
+            ValueError,
+            r"'search_k' must be -1 or a positive int \(got 0\)",
+        ),
     ],
 )
 def test_bad_input_names_the_column_or_row(frame, kwargs, error, match):
