@@ -6,9 +6,9 @@ file (a new inode) over the path, and the identity also holds ctime, which no to
 (``cp -p``, ``rsync -t`` and ``os.utime`` restore mtimes; coarse mtimes repeat).
 
 The cache lets go of old files: when it opens a file (or a new version of one), and on a hit at
-most once every :data:`SWEEP_SECONDS`, it stats the other cached files and drops those gone or
+most once every `SWEEP_SECONDS`, it stats the other cached files and drops those gone or
 replaced; any other hit stats only its own file (every task thread passes here, and on a
-network filesystem a stat may be a round trip to the server).  At most :data:`MAX_FILES` files
+network filesystem a stat may be a round trip to the server).  At most `MAX_FILES` files
 stay cached (least recently used dropped first).  Dropping only forgets the cache's reference:
 a query still using that index keeps it, and its mapping, alive until it finishes; the file is
 unmapped when the last user lets go.

@@ -379,7 +379,7 @@ def _column_name(vectors: Vectors, j: int) -> str:
 def row_message(vectors: Vectors, row: int, reason: str) -> str:
     """One line naming a refused row of ``vectors``: its file, position, label and columns.
 
-    ``reason`` is the core's (:class:`annoy_adapters.RowError`): NaN or inf, a value beyond
+    ``reason`` is the core's (`annoy_adapters.RowError`): NaN or inf, a value beyond
     the stored float type (the row's largest), or too large a norm.
 
     Examples

@@ -2,9 +2,9 @@
 
 Everything here receives only the index *path* (and the file's identity when the graph was
 built, which only makes the task keys differ for a replaced file) and opens it through the
-per-process cache (:func:`annoy_adapters._cache.open_index`), so a worker maps each file once
+per-process cache (`annoy_adapters._cache.open_index`), so a worker maps each file once
 and all of its threads share the mapping. Vectors are read from a partition with the pandas
-adapter's :func:`~annoy_adapters._pandas_vectors.frame_vectors` (numeric, nullable and Arrow
+adapter's `frame_vectors` (numeric, nullable and Arrow
 columns, or one column of vectors; errors name the column and row), and labels a pandas frame
 encoded in the file come back decoded, as the pandas accessor returns them.
 """

@@ -174,7 +174,7 @@ def decode_keys(
     labels : sequence or numpy.ndarray or None
         ``AnnoyIndex.labels``. None (a file without labels) gives the item ids as keys.
     meta : dict or None
-        ``metadata["gensim"]`` as written by :func:`encode_keys`; None for foreign files.
+        ``metadata["gensim"]`` as written by `encode_keys`; None for foreign files.
     n_items : int, default 0
         ``get_n_items()``, used when ``labels`` is None.
 

@@ -97,7 +97,7 @@ def to_jsonable(value: Any) -> Any:
     Returns
     -------
     object
-        A value ``json.dumps`` accepts; :func:`from_jsonable` reverses it.
+        A value ``json.dumps`` accepts; `from_jsonable` reverses it.
 
     Raises
     ------
@@ -192,7 +192,7 @@ def _from_tag(tag: str, payload: Any) -> Any:
 
 
 def from_jsonable(value: Any) -> Any:
-    """Reverse :func:`to_jsonable`.
+    """Reverse `to_jsonable`.
 
     Examples
     --------
@@ -214,11 +214,11 @@ def _dumps(value: Hashable) -> str:
 
 
 def to_json_metadata(value: Any) -> Any:
-    """:func:`to_jsonable` for values stored in the metadata (column names, categories).
+    """`to_jsonable` for values stored in the metadata (column names, categories).
 
     The metadata must be strict JSON, which has no NaN or Infinity; a value holding one is
     stored as its label text (what a ``"json"`` codec label would be) under ``"$json"``.
-    :func:`from_jsonable` reverses both forms.
+    `from_jsonable` reverses both forms.
 
     Examples
     --------
@@ -249,7 +249,7 @@ def encode_labels(index: pd.Index) -> tuple[np.ndarray, dict[str, Any]]:
         int64 or object (str) array, one label per row, for ``AnnoyIndex.set_labels``.
     codec : dict
         JSON-serialisable: ``{"codec", "nlevels", "names", "dtypes"}``, plus ``"categories"``
-        for categorical levels; store it in the metadata and pass it to :func:`decode_labels`.
+        for categorical levels; store it in the metadata and pass it to `decode_labels`.
 
     Examples
     --------
@@ -342,7 +342,7 @@ def _restore_dtype(
 
 
 def decode_labels(labels: Sequence[Any] | np.ndarray, codec: dict[str, Any]) -> pd.Index:
-    """Decode core labels written by :func:`encode_labels` back to a pandas index.
+    """Decode core labels written by `encode_labels` back to a pandas index.
 
     Parameters
     ----------

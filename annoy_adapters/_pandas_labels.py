@@ -26,7 +26,7 @@ LabelTaker = Callable[[np.ndarray], pd.Index]
 
 
 def gensim_keys(idx: AnnoyIndex) -> pd.Index | None:
-    """gensim's keys (see :func:`annoy_adapters._recorded.gensim_keys`) as an Index, or None."""
+    """gensim's keys (see `annoy_adapters._recorded.gensim_keys`) as an Index, or None."""
     labels = idx.labels
     keys = None if labels is None else recorded_gensim_keys(idx, labels)
     if keys is None:

@@ -333,7 +333,7 @@ def frame_vectors(df: pd.DataFrame, spec: ColumnSpec) -> np.ndarray:
     ----------
     df : pandas.DataFrame
     spec : dict
-        From :func:`resolve_columns`.
+        From `resolve_columns`.
 
     Returns
     -------

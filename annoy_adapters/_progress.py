@@ -2,7 +2,7 @@
 
 The core calls ``progress(done_trees, total_trees)`` as the trees of a build finish
 (``total_trees`` is negative or ``None`` while unknown, as with ``n_trees=-1``).
-:class:`TreeProgress` turns those calls into a tqdm bar on stderr, quiet when stderr is not
+`TreeProgress` turns those calls into a tqdm bar on stderr, quiet when stderr is not
 a terminal.
 """
 
@@ -38,7 +38,7 @@ class TreeProgress:
     Notes
     -----
     The bar is created lazily on the first call, so a quiet or unused instance costs
-    nothing. Use it as a context manager (or call :meth:`close`) to finish the line.
+    nothing. Use it as a context manager (or call `close`) to finish the line.
 
     Examples
     --------

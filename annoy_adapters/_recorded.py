@@ -313,7 +313,7 @@ def pandas_label_codec(index: AnnoyIndex, labels: np.ndarray) -> dict[str, Any] 
 
     An adapter that re-saves the file with its own labels keeps the pandas section; the stored
     first and last labels tell such labels apart from pandas' own (and gensim's, whose own
-    fingerprint wins: see :func:`gensim_keys`).
+    fingerprint wins: see `gensim_keys`).
     """
     if gensim_keys(index, labels) is not None:
         return None

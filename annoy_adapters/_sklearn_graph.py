@@ -1,4 +1,4 @@
-"""Array helpers behind :class:`annoy_adapters.sklearn.AnnoyTransformer`.
+"""Array helpers behind `annoy_adapters.sklearn.AnnoyTransformer`.
 
 Pure NumPy/SciPy functions, kept apart from the estimator so each step of turning the
 core's ``(ids, distances)`` answer into a scikit-learn k-neighbours graph can be read and
@@ -46,7 +46,7 @@ def convert_distances(
     dist : ndarray of shape (n_queries, k)
         Distances as returned by ``AnnoyIndex.query`` for the core metric of `metric`.
     metric : str
-        The estimator's metric (a key of :data:`CORE_METRIC`).
+        The estimator's metric (a key of `CORE_METRIC`).
     n_features : int
         Number of features (bits for hamming), to turn a bit count into a fraction.
     query_sq_norms : ndarray of shape (n_queries,), optional

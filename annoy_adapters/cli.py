@@ -219,7 +219,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argparse parser of the command line (used by :func:`main` and the docs).
+    """The argparse parser of the command line (used by `main` and the docs).
 
     Examples
     --------

@@ -317,12 +317,12 @@ def query_items(
     search_k : int, default -1
         Nodes to inspect per query.
     probe : int, optional
-        Cells scanned per query instead of the trees, as in :func:`query_dataframe`.
+        Cells scanned per query instead of the trees, as in `query_dataframe`.
 
     Returns
     -------
     dask.dataframe.DataFrame
-        The same tidy format as :func:`query_dataframe`, indexed like `items`.
+        The same tidy format as `query_dataframe`, indexed like `items`.
         Unknown labels raise KeyError, out-of-range ids IndexError and missing ids (NA in a
         nullable ``Int64`` Series) ValueError at compute time.
 
@@ -399,7 +399,7 @@ def query_array(
     search_k : int, default -1
         Nodes to inspect per query.
     probe : int, optional
-        Cells scanned per query instead of the trees, as in :func:`query_dataframe`.
+        Cells scanned per query instead of the trees, as in `query_dataframe`.
 
     Returns
     -------
@@ -408,7 +408,7 @@ def query_array(
         first, padded with -1 / inf when fewer than k items are found (as
         ``AnnoyIndex.query``). Both come from the same tasks: computing them together
         (``dask.compute(ids, distances)``) queries each block once. A row holding NaN or inf
-        raises :class:`annoy_adapters.RowError` (a ValueError) at compute time, naming its row
+        raises `annoy_adapters.RowError` (a ValueError) at compute time, naming its row
         in `x` (and in its block).
 
     Examples
@@ -523,7 +523,7 @@ def build_index(
     Every argument (the shape and dtype of the ``.npy`` file, the labels' count, types and
     uniqueness, the metadata, the seed, the leaf size, the output path) is checked before any
     task is submitted. NaN or inf in the vectors shows only when the tasks read them: the build
-    then raises :class:`annoy_adapters.RowError` (a ValueError) naming the file and the row.
+    then raises `annoy_adapters.RowError` (a ValueError) naming the file and the row.
 
     Examples
     --------

@@ -197,7 +197,7 @@ def _file_keys(index: AnnoyIndex) -> list[Any]:
     return plain_keys(labels, index.path or "the index")
 
 
-#: The settings :meth:`AnnoyIndexer.save` records: their checks and defaults.
+#: The settings `AnnoyIndexer.save` records: their checks and defaults.
 _SETTINGS: dict[str, tuple[Callable[[Any], Any], str, Any]] = {
     "search_k": (check_search_k, "-1 or a positive int", -1),
     "probe": (check_probe, "null or a positive int", None),
@@ -226,20 +226,20 @@ class AnnoyIndexer:
     """Approximate nearest neighbours for gensim's ``most_similar(..., indexer=...)``.
 
     A drop-in for ``gensim.similarities.annoy.AnnoyIndexer`` backed by
-    :class:`annoy_adapters.AnnoyIndex` (angular metric) instead of the annoy C++ package.
+    `annoy_adapters.AnnoyIndex` (angular metric) instead of the annoy C++ package.
 
     Parameters
     ----------
     model : KeyedVectors, Word2Vec, FastText or Doc2Vec, optional
         The vectors to index: KeyedVectors as is, Word2Vec/FastText their ``.wv``, Doc2Vec its
-        ``.dv``. None makes an empty indexer to :meth:`load` a file into.
+        ``.dv``. None makes an empty indexer to `load` a file into.
     num_trees : int, optional
         Number of trees; more trees, better recall, bigger file. None or -1 adds trees until the
         index has about twice as many nodes as items (gensim builds nothing without
         ``num_trees``; this builds with the automatic count).
     search_k : int, default -1
         Nodes to inspect per query; -1 means ``num_neighbors * num_trees``. Larger is more
-        accurate and slower. Stored in the file and restored by :meth:`load`.
+        accurate and slower. Stored in the file and restored by `load`.
     probe : int, optional
         Scan the ``probe`` cells (groups of about sqrt(n) similar vectors, stored together)
         nearest the query instead of walking the trees; ``search_k`` is then unused. Several
@@ -247,7 +247,7 @@ class AnnoyIndexer:
         agrees with gensim's exact top-10 on ~9 of 10 neighbours. A starting width: a query
         whose ``probe`` cells hold fewer than ``topn`` items is scanned again with twice the
         cells, until ``topn`` neighbours are found (at most all cells, an exact search).
-        Stored in the file and restored by :meth:`load`.
+        Stored in the file and restored by `load`.
     seed : int, optional
         Seed of the tree build; the same seed gives the same index (for any ``n_jobs``).
     n_jobs : int, default -1
@@ -399,7 +399,7 @@ class AnnoyIndexer:
         num_neighbors : int
             How many neighbours to return: all of the index's items if it holds fewer (a
             larger number is capped at the number of items, as gensim's exact search does).
-            With :attr:`probe`, the scan starts with ``probe`` cells and doubles their number
+            With `probe`, the scan starts with ``probe`` cells and doubles their number
             until ``num_neighbors`` neighbours are found (or every cell is scanned).
 
         Returns
@@ -470,9 +470,9 @@ class AnnoyIndexer:
     def save(self, fname: str | os.PathLike[str], protocol: int | None = None) -> None:
         """Write the index, its keys and settings to the single file ``fname``.
 
-        The file is the project's static index file: it loads with :meth:`load`, with
-        :func:`annoy_adapters.load` and in the other adapters. Afterwards this indexer is
-        backed by (memory-mapped from) ``fname``. No model is needed, also after :meth:`load`.
+        The file is the project's static index file: it loads with `load`, with
+        `annoy_adapters.load` and in the other adapters. Afterwards this indexer is
+        backed by (memory-mapped from) ``fname``. No model is needed, also after `load`.
 
         Parameters
         ----------
@@ -533,7 +533,7 @@ class AnnoyIndexer:
         Parameters
         ----------
         fname : str or os.PathLike
-            A file written by :meth:`save`, by ``AnnoyIndex.save`` or by another adapter, with
+            A file written by `save`, by ``AnnoyIndex.save`` or by another adapter, with
             the angular metric. It is memory-mapped: processes loading it share one copy.
 
         Returns
@@ -546,7 +546,7 @@ class AnnoyIndexer:
             If ``fname`` does not exist (an ``OSError``, i.e. gensim's ``IOError``).
         annoy_adapters.IndexFileError
             If ``fname`` is not a valid index file (a ``ValueError``); files saved by gensim's
-            own AnnoyIndexer need :meth:`from_annoy_file`.
+            own AnnoyIndexer need `from_annoy_file`.
         ValueError
             If the index's metric is not angular, or its labels are pandas index labels that
             are not all str or int (floats, timestamps, tuples, missing labels...).
@@ -578,7 +578,7 @@ class AnnoyIndexer:
 
     @classmethod
     def from_file(cls, fname: str | os.PathLike[str]) -> AnnoyIndexer:
-        """Constructor-style :meth:`load`: ``AnnoyIndexer.from_file(fname)``.
+        """Constructor-style `load`: ``AnnoyIndexer.from_file(fname)``.
 
         Examples
         --------
@@ -595,7 +595,7 @@ class AnnoyIndexer:
 
         gensim's ``AnnoyIndexer.save`` writes an annoy index plus a pickled ``.dict``; this reads
         only the annoy file (never the pickle) and takes the keys and the vector size from the
-        model the index was built from. :meth:`save` then writes the one-file format.
+        model the index was built from. `save` then writes the one-file format.
 
         Parameters
         ----------
@@ -613,10 +613,10 @@ class AnnoyIndexer:
         FileNotFoundError
             If ``fname`` does not exist.
         annoy_adapters.IndexFileError
-            If ``fname`` is an annoy-adapters index file (written by :meth:`save`,
+            If ``fname`` is an annoy-adapters index file (written by `save`,
             ``AnnoyIndex.save`` or another adapter): it holds its own keys (or none, then the
             item ids are the keys), so it is refused rather than relabelled with the model's
-            keys; load it with :meth:`load`. Also if it is not an annoy ``.ann`` file.
+            keys; load it with `load`. Also if it is not an annoy ``.ann`` file.
         ValueError
             If the file's item count does not match the model's number of keys.
         """

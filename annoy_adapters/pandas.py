@@ -59,8 +59,8 @@ from annoy_adapters._sklearn_graph import put_self_first
 
 __all__ = ["DEFAULT_N_TREES", "AnnoyDataFrameAccessor", "AnnoySeriesAccessor"]
 
-#: Trees built when ``n_trees`` is not given.
 DEFAULT_N_TREES = 10
+"""Trees of an index the accessor builds when ``n_trees`` is not given."""
 #: Version of the ``metadata["pandas"]`` layout this module writes.
 _FORMAT = 1
 _FORMATS = ("tidy", "wide")
@@ -372,7 +372,7 @@ class AnnoyDataFrameAccessor:
             The vector columns; None means the single vector column, else all columns.
         metric : {"angular", "euclidean", "manhattan", "dot", "hamming"}
         n_trees : int, optional
-            Trees to build (default :data:`DEFAULT_N_TREES`; -1: until nodes ~ 2 * rows).
+            Trees to build (default `DEFAULT_N_TREES`; -1: until nodes ~ 2 * rows).
         path : str or os.PathLike, optional
             Save the index there (atomically); the returned index is then backed by the file.
         seed : int, optional
@@ -444,13 +444,13 @@ class AnnoyDataFrameAccessor:
         k : int
             Neighbours per row.
         columns : label, list of labels or None
-            The vector columns (see :meth:`build`); with a saved ``index`` they default to
+            The vector columns (see `build`); with a saved ``index`` they default to
             the columns stored in it and must match them, in order.
         metric : str, optional
             Distance for a new index (default ``"angular"``); with ``index``, must be None
             or the index's metric.
         n_trees : int, optional
-            Trees for a new index (default :data:`DEFAULT_N_TREES`); None with ``index``.
+            Trees for a new index (default `DEFAULT_N_TREES`); None with ``index``.
         search_k : int
             Candidates collected per query; -1 means annoy's default, ``n * n_trees`` for the
             ``n`` neighbours searched (``k + 1`` when each row's own match is left out).
@@ -471,10 +471,10 @@ class AnnoyDataFrameAccessor:
         seed : int, optional
             Seed for a reproducible build; None with ``index``.
         vector_dtype : {"float32", "float16"}, optional
-            How a new index keeps the vectors (see :meth:`build`; default float32); with
+            How a new index keeps the vectors (see `build`; default float32); with
             ``index``, must be None or the index's.
         n_jobs : int, default -1
-            Workers building a new index (see :meth:`build`).
+            Workers building a new index (see `build`).
 
         Returns
         -------
@@ -566,12 +566,12 @@ class AnnoyDataFrameAccessor:
             name the neighbours (decoded if a pandas frame wrote it); an index without
             labels must hold exactly this frame's rows.
         columns, metric, n_trees, search_k, probe, format, seed, vector_dtype, n_jobs
-            As in :meth:`neighbors`.
+            As in `neighbors`.
 
         Returns
         -------
         pandas.DataFrame
-            As :meth:`neighbors`, indexed by the query labels.
+            As `neighbors`, indexed by the query labels.
 
         Examples
         --------
@@ -625,7 +625,7 @@ class AnnoyDataFrameAccessor:
 class AnnoySeriesAccessor:
     """``s.annoy`` for a Series holding one vector per row (e.g. ``df["embedding"]``).
 
-    Same methods as :class:`AnnoyDataFrameAccessor`, with the Series as the single
+    Same methods as `AnnoyDataFrameAccessor`, with the Series as the single
     vector column (named by the Series' name, or ``0``).
 
     Examples
@@ -651,18 +651,18 @@ class AnnoySeriesAccessor:
         return self._s.to_frame(name), name
 
     def build(self, **kwargs: Any) -> AnnoyIndex:
-        """:meth:`AnnoyDataFrameAccessor.build` on this column (same keyword arguments)."""
+        """`AnnoyDataFrameAccessor.build` on this column (same keyword arguments)."""
         frame, name = self._frame()
         return AnnoyDataFrameAccessor(frame).build([name], **kwargs)
 
     def neighbors(self, k: int = 10, **kwargs: Any) -> pd.DataFrame:
-        """:meth:`AnnoyDataFrameAccessor.neighbors` on this column (same keyword arguments)."""
+        """`AnnoyDataFrameAccessor.neighbors` on this column (same keyword arguments)."""
         frame, name = self._frame()
         kwargs.setdefault("columns", [name])
         return AnnoyDataFrameAccessor(frame).neighbors(k, **kwargs)
 
     def query(self, vectors_or_frame: Any, k: int = 10, **kwargs: Any) -> pd.DataFrame:
-        """:meth:`AnnoyDataFrameAccessor.query` against this column (same keyword arguments)."""
+        """`AnnoyDataFrameAccessor.query` against this column (same keyword arguments)."""
         frame, name = self._frame()
         kwargs.setdefault("columns", [name])
         return AnnoyDataFrameAccessor(frame).query(vectors_or_frame, k, **kwargs)

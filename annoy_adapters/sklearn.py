@@ -1,13 +1,13 @@
-"""scikit-learn adapter: an approximate, drop-in :class:`~sklearn.neighbors.KNeighborsTransformer`.
+"""scikit-learn adapter: an approximate, drop-in `KNeighborsTransformer`.
 
-:class:`AnnoyTransformer` turns samples into the sparse k-neighbours graph that estimators
+`AnnoyTransformer` turns samples into the sparse k-neighbours graph that estimators
 with ``metric='precomputed'`` consume (``KNeighborsClassifier``, ``KNeighborsRegressor``,
 ``TSNE``, ``Isomap``, ``DBSCAN``, ``SpectralClustering``), with the neighbours found by the
 annoy-adapters random-projection forest instead of an exact search.
 
 The fitted estimator persists through the project's one static index file
-(:meth:`AnnoyTransformer.save`, :meth:`AnnoyTransformer.load`), so an index built by any
-adapter (or by :class:`annoy_adapters.AnnoyIndex` directly) can serve a scikit-learn pipeline.
+(`AnnoyTransformer.save`, `AnnoyTransformer.load`), so an index built by any
+adapter (or by `annoy_adapters.AnnoyIndex` directly) can serve a scikit-learn pipeline.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ _RESET_BY_VALIDATE_DATA = ("n_features_in_", "feature_names_in_")
 class AnnoyTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Transform X into a (weighted) graph of approximate k nearest neighbors.
 
-    A drop-in replacement for :class:`sklearn.neighbors.KNeighborsTransformer`: the output
+    A drop-in replacement for `sklearn.neighbors.KNeighborsTransformer`: the output
     has the same layout (CSR, ``n_neighbors + 1`` entries per row in ``'distance'`` mode,
     rows sorted by increasing distance, float64), but the neighbours come from a forest of
     random-projection trees (annoy's algorithm), so they may occasionally miss a true
@@ -99,7 +99,7 @@ class AnnoyTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         non-negative distance that increases as the inner product decreases.
 
     n_trees : int, default=10
-        Number of random-projection trees built in :meth:`fit`; more trees give better
+        Number of random-projection trees built in `fit`; more trees give better
         recall and a larger index. -1 keeps adding trees until the forest has about twice
         as many nodes as samples.
 
@@ -117,13 +117,13 @@ class AnnoyTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         ``search_k`` is then unused. Usually several times faster than the trees at the same
         recall. Only for the metrics searched with annoy's angular or euclidean index
         ('cosine', 'angular', 'euclidean', 'sqeuclidean'); other metrics raise in
-        :meth:`fit`.
+        `fit`.
 
     vector_dtype : {'float32', 'float16'}, default='float32'
         How the index keeps the samples. 'float16' halves their bytes in memory and in the
         saved file, rounding each value to 11 significant bits (values must lie within
         +-65504); searches run at about 0.75x of float32's speed. Not for 'hamming'
-        (raises in :meth:`fit`).
+        (raises in `fit`).
 
     n_jobs : int, default=None
         Number of threads used to build the trees and to search. ``None`` means 1, ``-1``
@@ -135,14 +135,14 @@ class AnnoyTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
     Attributes
     ----------
     index_ : annoy_adapters.AnnoyIndex
-        The fitted index. It is held in memory after :meth:`fit` and memory-mapped from its
-        file after :meth:`save` or :meth:`load`.
+        The fitted index. It is held in memory after `fit` and memory-mapped from its
+        file after `save` or `load`.
 
     effective_metric_ : str
         The metric of the index ('angular', 'euclidean', 'manhattan', 'dot' or 'hamming').
 
     metric_ : str
-        The `metric` fixed at :meth:`fit` (or :meth:`load`): the distance the graph reports.
+        The `metric` fixed at `fit` (or `load`): the distance the graph reports.
         Changing `metric` afterwards (``set_params``) takes effect at the next fit.
 
     n_features_in_ : int
@@ -168,7 +168,7 @@ class AnnoyTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
     return the same graph) without keeping a reference to the training data. Not with
     'dot' and 'hamming', whose rows are answered from their values alone.
 
-    A :meth:`fit` that raises leaves a previously fitted estimator as it was: parameters
+    A `fit` that raises leaves a previously fitted estimator as it was: parameters
     are checked before the data, and the fitted attributes are set only once the index is
     built.
 
@@ -317,7 +317,7 @@ class AnnoyTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         Xt : sparse matrix of shape (n_samples, n_samples)
             Xt[i, j] is assigned the weight of edge that connects i to j. Only the
             neighbors have an explicit value. The diagonal is always explicit, except with
-            ``metric='dot'`` or ``'hamming'`` (see :meth:`transform`).
+            ``metric='dot'`` or ``'hamming'`` (see `transform`).
             The matrix is of CSR format.
         """
         return self.fit(X).transform(X)
@@ -557,8 +557,8 @@ class AnnoyTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
     def save(self, path: str | os.PathLike, *, prefault: bool = False) -> None:
         """Write the fitted index to `path`, with the estimator's parameters in its metadata.
 
-        The file is the project's one static index format: :func:`annoy_adapters.load`, the
-        other adapters and :meth:`load` read it. Afterwards ``index_`` is memory-mapped from
+        The file is the project's one static index format: `annoy_adapters.load`, the
+        other adapters and `load` read it. Afterwards ``index_`` is memory-mapped from
         `path`, so pickling the estimator (``joblib.dump``, ``Pipeline(memory=...)``) stores
         the path and a checksum instead of a copy of the index.
 
@@ -610,8 +610,8 @@ class AnnoyTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
     def load(cls, path: str | os.PathLike, **params) -> AnnoyTransformer:
         """Restore a fitted transformer from an index file, without refitting.
 
-        Any file in the project's format works: one written by :meth:`save`, by another
-        adapter or by :class:`annoy_adapters.AnnoyIndex`. Parameters come from the file's
+        Any file in the project's format works: one written by `save`, by another
+        adapter or by `annoy_adapters.AnnoyIndex`. Parameters come from the file's
         ``metadata["sklearn"]`` when present, otherwise from the defaults with the metric
         and number of trees of the index; keyword arguments override both.
 
@@ -622,7 +622,7 @@ class AnnoyTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         **params
             Estimator parameters to override, e.g. ``n_neighbors=15`` or
             ``metric='cosine'`` for an angular index. `metric` must be one the index
-            answers (:attr:`effective_metric_`).
+            answers (`effective_metric_`).
 
         Returns
         -------
@@ -727,7 +727,7 @@ class AnnoyTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
 def _stored_section(
     cls: type[AnnoyTransformer], index: Any, overridden: set[str]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The parameters and fitted state ``metadata["sklearn"]`` holds, checked as :meth:`fit`
+    """The parameters and fitted state ``metadata["sklearn"]`` holds, checked as `fit`
     checks them: values no saved estimator has make the file corrupted (IndexFileError), not
     the parameters wrong. Parameters the caller overrides are not read."""
     section = metadata_section(index, "sklearn") or {}

@@ -28,9 +28,9 @@ __all__ = [
 def load(path: str | os.PathLike[str], prefault: bool = False) -> AnnoyIndex:
     """Open a native index file; f, metric, labels and metadata all come from the file.
 
-    Raises ``FileNotFoundError`` for a missing file and :class:`IndexFileError` for anything
+    Raises ``FileNotFoundError`` for a missing file and `IndexFileError` for anything
     that is not a valid index file of a supported version.  ``prefault`` asks the OS to read the
-    whole file ahead (see :meth:`AnnoyIndex.load`).
+    whole file ahead (see `AnnoyIndex.load`).
 
     Examples
     --------

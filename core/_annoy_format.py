@@ -2,7 +2,7 @@
 
 An ``.ann`` file is an array of fixed-size nodes (see ``docs/file-format.md``): item ``i`` is
 node ``i``, the tree nodes follow, and a copy of every root closes the file.  It carries no f
-and no metric, so both come from the :class:`AnnoyIndex` that loads it.
+and no metric, so both come from the `AnnoyIndex` that loads it.
 
 Reading memory-maps the file and serves the item vectors in place (a strided view, shared by
 every process that maps the file); the trees are converted once into the flat forest arrays
@@ -116,7 +116,7 @@ def read_ann(index: AnnoyIndex, path: str, prefault: bool = False) -> dict[str, 
     """The state of ``index`` (its f and metric) serving annoy's ``.ann`` file at ``path``,
     memory-mapped; the caller swaps it in.
 
-    Called by :meth:`AnnoyIndex.load` for files without the native magic.
+    Called by `AnnoyIndex.load` for files without the native magic.
 
     Parameters
     ----------
@@ -380,7 +380,7 @@ def _sqnorm(
 def write_ann(index: AnnoyIndex, path: str) -> None:
     """Write ``index`` as an annoy 1.17.3 ``.ann`` file, atomically (temp file, fsync, rename).
 
-    Called by :meth:`AnnoyIndex.export_annoy`.  Labels and metadata are not kept (annoy's file
+    Called by `AnnoyIndex.export_annoy`.  Labels and metadata are not kept (annoy's file
     has no room for them); leaves larger than annoy's ``K`` are cut into subtrees.
 
     Parameters

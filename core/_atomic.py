@@ -80,7 +80,7 @@ def _hold(fd: int) -> None:
 
 def _sweep(folder: Path, name: str) -> None:
     """Remove this host's temporary files of ``name`` that no writer holds and that have not
-    changed for :data:`STALE_SECONDS` (a killed save left a full-size copy each time)."""
+    changed for `STALE_SECONDS` (a killed save left a full-size copy each time)."""
     if fcntl is None:
         return
     head = _prefix(name)

@@ -227,7 +227,7 @@ def _nearest(metric: Metric, x: np.ndarray, cent: np.ndarray, n_jobs: int) -> np
 def _nearest_around(
     metric: Metric, x: np.ndarray, cell: np.ndarray, cent: np.ndarray, n_jobs: int
 ) -> np.ndarray:
-    """Nearest centroid of each row among the :data:`CANDIDATES` nearest its cell's centroid.
+    """Nearest centroid of each row among the `CANDIDATES` nearest its cell's centroid.
 
     After a first exact round, 1-5% of a GloVe sample miss their nearest centroid this way
     (about 500 cells); the sample rounds only place centroids, so they take this for an
@@ -330,7 +330,7 @@ def _kk_largest(s: np.ndarray, kk: int, slack: float) -> np.ndarray:
 
 
 def _top_after_first(s: np.ndarray, kk: int, first: int, slack: float) -> np.ndarray:
-    """:func:`_kk_largest` of ``s``, whose ``first`` scores are the nearest cell's: their
+    """`_kk_largest` of ``s``, whose ``first`` scores are the nearest cell's: their
     kk-th best bars the rest, so only the few above it (~50 of ~11,000 on GloVe) are
     partitioned; a partition of all took a fifth of a one-query probe."""
     if first <= kk:
@@ -343,7 +343,7 @@ def _for_products(
     store: np.ndarray, q: np.ndarray
 ) -> tuple[Callable[[np.ndarray], np.ndarray], np.ndarray]:
     """How to read rows for products with the queries, and the queries to use: float16 rows
-    as :func:`half_scaled` (a pass fewer than widening, most of a float16 probe's time)
+    as `half_scaled` (a pass fewer than widening, most of a float16 probe's time)
     against queries times ``HALF_SCALE`` give the same products bit for bit (queries of a
     float16 index lie within +-65504, so the scaled ones stay finite)."""
     if store.dtype == np.float16:
@@ -386,7 +386,7 @@ def _by_cell(qid: np.ndarray, cell: np.ndarray, nc: int) -> Iterator[tuple[int, 
 
 def chunk_size(cells: Cells, probe: int, k: int) -> int:
     """Queries per batch: up to 4,096 (more queries share each cell's product), fewer when
-    their kept items (``k + SLACK`` per probed cell) would pass :data:`KEPT_BUDGET`."""
+    their kept items (``k + SLACK`` per probed cell) would pass `KEPT_BUDGET`."""
     kept = min(probe, cells.n_cells) * (k + SLACK)
     return max(256, min(4096, KEPT_BUDGET // max(kept, 1)))
 

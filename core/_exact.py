@@ -4,7 +4,7 @@ The items are scored in blocks with one BLAS product per block (queries x block,
 it stays in cache).  Instead of a partial sort of every block, each query keeps a running
 threshold: its ``k + SLACK``-th best score so far, started from an evenly spread sample of the
 items.  Only the scores at or above it survive a block (one comparison and one ``flatnonzero``),
-a few dozen per query in all, and :func:`~._search.rank` re-measures those exactly.  A partial
+a few dozen per query in all, and `rank` re-measures those exactly.  A partial
 sort per block costs several times the product itself; the comparison costs a tenth of it.
 """
 

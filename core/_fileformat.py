@@ -65,7 +65,7 @@ NARROWED = {
 
 
 def narrow(name: str, a: np.ndarray) -> np.ndarray:
-    """The array as written: its :data:`NARROWED` dtype when every value survives the cast."""
+    """The array as written: its `NARROWED` dtype when every value survives the cast."""
     to = NARROWED.get(name)
     if to is None or a.dtype.str == to:
         return a

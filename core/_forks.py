@@ -31,7 +31,7 @@ _ARRAY = struct.Struct("<16sq")  # dtype string, ndim
 
 
 def can_fork() -> bool:
-    """Whether :func:`fork_map` may fork: Linux (fork is unsafe with macOS' system frameworks
+    """Whether `fork_map` may fork: Linux (fork is unsafe with macOS' system frameworks
     and absent on Windows) and no other Python thread running."""
     return sys.platform.startswith("linux") and threading.active_count() == 1
 
@@ -45,7 +45,7 @@ def fork_map(
 ) -> list[R]:
     """``[fn(i) for i in items]``, the items dealt round-robin to the caller and ``n_jobs - 1``
     forked children.  ``fn`` returns a ``returns``, a dataclass whose fields are NumPy arrays.
-    ``after(item)`` runs in the caller as each item's result arrives.  Check :func:`can_fork`
+    ``after(item)`` runs in the caller as each item's result arrives.  Check `can_fork`
     first."""
     results: list[Any] = [None] * len(items)
     n_jobs = max(1, min(n_jobs, len(items)))  # one share per worker: never more than items

@@ -105,7 +105,7 @@ class AnnoyIndex:
     """Annoy's index: a forest of random-projection trees over vectors of length ``f``.
 
     A drop-in for ``annoy.AnnoyIndex``: the same methods, arguments, defaults and return types,
-    plus batch :meth:`add_items`, :meth:`query` and :meth:`query_items`, labels and metadata
+    plus batch `add_items`, `query` and `query_items`, labels and metadata
     stored in the file, and safe loading.
 
     Parameters
@@ -229,7 +229,7 @@ class AnnoyIndex:
 
     def _snapshot(self) -> tuple[_Served, bool]:
         """The attributes a search reads, all of one state of the index, and whether its
-        forest still awaits :func:`check_forest`.  A thread swapping in another file, or
+        forest still awaits `check_forest`.  A thread swapping in another file, or
         rebuilding, made searches mix two indexes (wrong answers) or meet a half-built one
         (TypeError).  Swaps are a few attribute sets, so waiting is brief."""
         while True:
@@ -251,7 +251,7 @@ class AnnoyIndex:
             time.sleep(0)
 
     def _served(self, what: str) -> _Served:
-        """:meth:`_snapshot` of a built index, its forest's pointers checked (once)."""
+        """`_snapshot` of a built index, its forest's pointers checked (once)."""
         served, unchecked = self._snapshot()
         if served.forest is None:
             raise RuntimeError(
@@ -358,7 +358,7 @@ class AnnoyIndex:
         return x.astype(np.float16).astype(np.float32)
 
     def _rows(self, name: str, data: Any) -> np.ndarray:
-        """``data`` checked as float32 rows of length f (norms within :data:`MAX_NORM` for the
+        """``data`` checked as float32 rows of length f (norms within `MAX_NORM` for the
         metrics that square them) and rounded as the store keeps vectors."""
         max_norm = MAX_NORM if self._metric.name in NORM_METRICS else None
         return self._in_precision(name, check.float_matrix(name, data, self.f, max_norm))
@@ -445,7 +445,7 @@ class AnnoyIndex:
         against 1.4-1.6x); otherwise in threads.
         ``cells`` (angular, euclidean): also group the items into about sqrt(n) cells and store
         them cell by cell, for ``probe`` searches (a few seconds per million items; an
-        :meth:`on_disk_build` never does, as reordering would copy the items into memory).
+        `on_disk_build` never does, as reordering would copy the items into memory).
         ``progress(done, total)`` is called as trees finish.
         """
         n_trees = check.integer("n_trees", n_trees)
@@ -525,7 +525,7 @@ class AnnoyIndex:
     ) -> None:
         """Take a new forest; then cells (angular, euclidean) reorder the stored rows.
         ``rows``: the present items' rows as the cells score them, if the build has them.
-        Everything is computed first, then swapped in at once (see :meth:`_served`)."""
+        Everything is computed first, then swapped in at once (see `_served`)."""
         grouped = None
         if cells and self.f > 0:  # zero-length vectors have nothing to group by
             grouped = build_cells(self._metric, self._store, self._present, forest, n_jobs, rows)
@@ -545,7 +545,7 @@ class AnnoyIndex:
         return widen(s.store.take(rows, axis=0))
 
     def get_n_cells(self) -> int:
-        """Cells a ``probe`` search chooses from (0: none; see :meth:`query`)."""
+        """Cells a ``probe`` search chooses from (0: none; see `query`)."""
         return 0 if self._cells is None else self._cells.n_cells
 
     def _compute_sqnorm(self, store: np.ndarray) -> np.ndarray | None:
@@ -554,7 +554,7 @@ class AnnoyIndex:
     def unbuild(self) -> bool:
         """Drop the trees so items can be added again.
 
-        An index an :meth:`on_disk_build` built goes back to adding items beside its file, as
+        An index an `on_disk_build` built goes back to adding items beside its file, as
         annoy's does; the next ``build()`` rewrites the file.  Other loaded indexes refuse.
         """
         with self._lock:
@@ -676,7 +676,7 @@ class AnnoyIndex:
 
         ``probe`` scans, instead of walking the trees, every item of the ``probe`` cells whose
         centroids are nearest the query (angular and euclidean indexes built in memory have
-        about sqrt(n) cells, see :meth:`get_n_cells`); ``search_k`` is then unused.  The items
+        about sqrt(n) cells, see `get_n_cells`); ``search_k`` is then unused.  The items
         of a cell are stored together, so this is one matrix product per cell: at the same
         recall usually several times faster than the trees, for one query as for a batch.
 
@@ -700,7 +700,7 @@ class AnnoyIndex:
         n_jobs: int = 1,
         s: _Served | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`query` of rows ``x`` already checked and rounded as the store keeps them
+        """`query` of rows ``x`` already checked and rounded as the store keeps them
         (``get_nns_by_vector`` and ``query_items`` would otherwise check them twice), in the
         state ``s`` the rows were read from (default: a snapshot now)."""
         s = self._served("query") if s is None else s
@@ -771,7 +771,7 @@ class AnnoyIndex:
     def query_items(
         self, ids: Any, k: int, search_k: int = -1, *, probe: int | None = None, n_jobs: int = 1
     ) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`query` for stored items (each item is normally its own first neighbour);
+        """`query` for stored items (each item is normally its own first neighbour);
         ``search_k``, ``probe`` and ``n_jobs`` as there."""
         s = self._served("query")
         k = check.positive_int("k", k)
@@ -794,7 +794,7 @@ class AnnoyIndex:
     ) -> Any:
         """The ``n`` nearest items of ``vector``: a list, or (ids, distances).
 
-        ``probe``: scan the nearest cells instead of walking the trees (see :meth:`query`).
+        ``probe``: scan the nearest cells instead of walking the trees (see `query`).
         """
         v = self._one_vector(vector)
         ids, d = self._query(v, self._list_size(n), search_k, probe)
@@ -811,7 +811,7 @@ class AnnoyIndex:
     ) -> Any:
         """The ``n`` nearest items of item ``i``: a list, or (ids, distances).
 
-        ``probe``: scan the nearest cells instead of walking the trees (see :meth:`query`).
+        ``probe``: scan the nearest cells instead of walking the trees (see `query`).
         """
         i = check.integer("i", i)
         s = self._served("query")
@@ -883,7 +883,7 @@ class AnnoyIndex:
     def verify(self) -> bool:
         """Run now the checks a loaded file otherwise defers to its first use: tree and leaf
         pointers and leaf ids in range, cell row maps inverse permutations (O(nodes + items),
-        no search).  Raises :class:`IndexFileError` for a corrupted file; vector values are not
+        no search).  Raises `IndexFileError` for a corrupted file; vector values are not
         checked."""
         if self._forest is not None:
             self._require_built("verify")
@@ -892,7 +892,7 @@ class AnnoyIndex:
         return True
 
     def get_n_holes(self) -> int:
-        """Ids below :meth:`get_n_items` that were never added (one pass over the flags)."""
+        """Ids below `get_n_items` that were never added (one pass over the flags)."""
         return self._n - int(np.count_nonzero(self._present[: self._n]))
 
     def get_n_trees(self) -> int:
@@ -1018,7 +1018,7 @@ class AnnoyIndex:
     def save(self, fn: str | os.PathLike[str], prefault: bool = False) -> bool:
         """Write the index atomically to ``fn``; afterwards it is served from that file.
 
-        ``prefault``: as in :meth:`load`, for the new mapping.
+        ``prefault``: as in `load`, for the new mapping.
         """
         with self._lock:  # what is written is what is then served, whatever other threads do
             fields, arrays = self._fields_and_arrays()

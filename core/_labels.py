@@ -54,7 +54,7 @@ def from_arrays(
 def decode(
     kind: Any, arrays: dict[str, np.ndarray], n_items: int, path: str = "pickle"
 ) -> tuple[np.ndarray | None, dict[Any, int] | None]:
-    """:func:`from_arrays`, and for str labels the label -> id lookup built to find a repeat
+    """`from_arrays`, and for str labels the label -> id lookup built to find a repeat
     (``ids_for`` needs it: built once, not twice)."""
     if kind is None:
         return None, None

@@ -1,7 +1,7 @@
 """Turn an open native file into index state, checking every field, shape and tree pointer.
 
 Loading is O(1) in the forest's size: the header, the array table and the item flags.  The tree
-pointers and leaf items (O(nodes + leaf items)) are checked by :func:`check_forest` once, before
+pointers and leaf items (O(nodes + leaf items)) are checked by `check_forest` once, before
 the forest's first use, so a query never follows a pointer or gathers a row out of bounds; the
 vectors are not read here.
 """

@@ -58,7 +58,7 @@ def half_scaled(a: np.ndarray) -> np.ndarray:
 
 
 def scale_half_bits(bits: np.ndarray) -> np.ndarray:
-    """:func:`half_scaled` of float16 values whose bits ``bits`` holds sign-extended to int32
+    """`half_scaled` of float16 values whose bits ``bits`` holds sign-extended to int32
     (e.g. copied in by ``np.copyto(bits, a.view(np.int16))``), computed in place."""
     # shifted, the half's exponent and mantissa sit where single's do (biased by 15 instead
     # of 127); the mask clears the extended sign bits
@@ -105,7 +105,7 @@ def pack_bits(x: np.ndarray) -> np.ndarray:
 
 
 def unpack_bits(words: np.ndarray, f: int) -> np.ndarray:
-    """Inverse of :func:`pack_bits`: uint8 0/1 rows of length ``f``."""
+    """Inverse of `pack_bits`: uint8 0/1 rows of length ``f``."""
     n, w = words.shape
     raw = np.ascontiguousarray(words, dtype="<u8").view(np.uint8).reshape(n, w * 8)
     return np.unpackbits(raw, axis=1, bitorder="little")[:, :f]
@@ -121,7 +121,7 @@ def _normalize(x: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Metric:
-    """Behaviour of one metric; instances are the module constants in :data:`BY_NAME`."""
+    """Behaviour of one metric; instances are the module constants in `BY_NAME`."""
 
     name: str
 
@@ -281,7 +281,7 @@ class Metric:
         return np.where(pq > 0, np.maximum(d, 0), np.float32(2)).astype(np.float32)
 
     def rank_error(self, f: int, q_sqnorm: np.ndarray, cand_sqnorm_max: np.ndarray) -> np.ndarray:
-        """Bound on how far :meth:`rank`'s float32 distances of queries with squared norms
+        """Bound on how far `rank`'s float32 distances of queries with squared norms
         ``q_sqnorm`` (B,) can be off, for rows of squared norm at most ``cand_sqnorm_max``.
 
         The inner-product expansion cancels: euclidean loses ~eps (|q| + |x|)^2 absolutely,
@@ -301,7 +301,7 @@ class Metric:
     def score_error(self, f: int, q_norm: np.ndarray, row_sqnorm_max: float) -> np.ndarray:
         """Bound on the rounding of a cell scan's float32 scores (see ``_cells``): q.x -
         |x|^2 / 2 (euclidean) or cos times |q| (angular), for rows of squared norm at most
-        ``row_sqnorm_max``; like :meth:`rank_error`, twice the worst case."""
+        ``row_sqnorm_max``; like `rank_error`, twice the worst case."""
         eps = float(np.finfo(np.float32).eps)
         q_norm = np.asarray(q_norm, np.float64)
         if self.name == "euclidean":

@@ -68,7 +68,7 @@ def build_trees(
     """Build only trees ``tree_ids`` of the forest over all rows of ``vectors`` (items 0..n-1).
 
     ``vectors`` may be the path of a 2-D ``.npy`` file, memory-mapped rather than copied.
-    Tree ``t`` is the same wherever it is built, so the parts can be joined by :func:`assemble`.
+    Tree ``t`` is the same wherever it is built, so the parts can be joined by `assemble`.
     """
     x = _vectors(vectors)
     index = _index(x, metric, seed, leaf_size, vector_dtype)

@@ -86,7 +86,7 @@ class TreeSpace:
         return self._rows(items)
 
     def squares(self, items: np.ndarray) -> np.ndarray | None:
-        """Squared norms of :meth:`rows` ``(items)`` when held (else None: compute them)."""
+        """Squared norms of `rows` ``(items)`` when held (else None: compute them)."""
         return None if self.sq is None else np.take(self.sq, items)
 
     def _rows(self, items: np.ndarray) -> np.ndarray:
@@ -112,7 +112,7 @@ class TreeSpace:
 
     @property
     def scannable(self) -> bool:
-        """Whether :meth:`block` can read rows in item order (float rows, items = stored rows)."""
+        """Whether `block` can read rows in item order (float rows, items = stored rows)."""
         return self.dense and not self.metric.is_hamming
 
     def block(self, lo: int, hi: int) -> np.ndarray:
@@ -127,7 +127,7 @@ class TreeSpace:
         offsets: np.ndarray,
         out: np.ndarray | None = None,
     ) -> np.ndarray:
-        """:meth:`margins` of the rows ``x = block(lo, lo + len(x))``, with the same arithmetic."""
+        """`margins` of the rows ``x = block(lo, lo + len(x))``, with the same arithmetic."""
         return self._margins(x, slice(lo, lo + len(x)), normals, offsets, out)
 
     def _margins(
