@@ -57,7 +57,7 @@ def _ranged_int(text: str, *, low: int, allow_minus_one: bool, high: int | None 
 
 
 def n_trees(text: str) -> int:
-    """Trees to build: -1 (until about twice the items) or 1 to `MAX_TREES`."""
+    """Trees to build: -1 (until the trees have about one node per item) or 1 to `MAX_TREES`."""
     return _ranged_int(text, low=1, high=MAX_TREES, allow_minus_one=True)
 
 

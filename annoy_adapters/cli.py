@@ -252,7 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--label-column", help="table column holding the item labels (str or int)")
     p.add_argument("--metric", default="angular", choices=METRICS)
-    p.add_argument("--n-trees", type=types.n_trees, default=10, help="trees (-1: until ~2x items)")
+    p.add_argument(
+        "--n-trees", type=types.n_trees, default=10, help="trees (-1: about one node per item)"
+    )
     p.add_argument("--n-jobs", type=types.n_jobs, default=-1, help="threads (-1: all cores)")
     p.add_argument(
         "--seed",

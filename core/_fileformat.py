@@ -23,6 +23,7 @@ reads them).  Nothing in the file is ever executed: no pickle, only JSON and raw
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import mmap
 import os
@@ -186,6 +187,21 @@ class Mapped:
         if prefault and self._mm is not None and hasattr(self._mm, "madvise"):
             self._mm.madvise(mmap.MADV_WILLNEED)
         self.arrays = {name: self._view(name, e) for name, e in self.fields["arrays"].items()}
+        self._check_apart()
+
+    def _check_apart(self) -> None:
+        """No two arrays share bytes: one pointed at another's (a norm table read from the
+        cell order, say) would load and answer wrongly without a word."""
+        spans = sorted(
+            (e["offset"], e["offset"] + e["nbytes"], name)
+            for name, e in self.fields["arrays"].items()
+            if e["nbytes"]
+        )
+        for (_, end, first), (start, _, second) in itertools.pairwise(spans):
+            if start < end:
+                raise IndexFileError(
+                    f"{self.path}: corrupted array table (arrays {first!r} and {second!r} overlap)"
+                )
 
     def _view(self, name: str, e: Any) -> np.ndarray:
         bad = IndexFileError(f"{self.path}: corrupted array table entry {name!r}")

@@ -26,7 +26,7 @@ from ._cells import Cells, build_cells, chunk_size, probe_candidates
 from ._errors import IndexFileError, RowError
 from ._exact import exact_candidates
 from ._forest import Forest
-from ._loader import check_forest, unpack
+from ._loader import check_forest, check_values, unpack
 from ._metrics import (
     HALF_MAX,
     VECTOR_DTYPES,
@@ -258,9 +258,9 @@ class AnnoyIndex:
                 f"cannot {what}: the index is not built; call build() or load() first"
             )
         if unchecked:  # the snapshot's own forest: another may be swapped in meanwhile
-            check_forest(
-                str(served.path), served.forest, self._metric, self.f, served.n, served.present
-            )
+            path = str(served.path)
+            check_forest(path, served.forest, self._metric, self.f, served.n, served.present)
+            check_values(path, self._metric, self.f, served.store, served.sqnorm)
             with self._lock:
                 if self._forest is served.forest:
                     self._unchecked = False
@@ -437,7 +437,8 @@ class AnnoyIndex:
         cells: bool = True,
         progress: Callable[[int, int | None], None] | None = None,
     ) -> bool:
-        """Build ``n_trees`` trees (-1: add trees until nodes reach about twice the items).
+        """Build ``n_trees`` trees (-1: add trees until their nodes about equal the items, annoy's
+        rule: annoy counts the items as nodes too, so it says twice the items).
 
         ``n_jobs`` workers share the work; the result is the same for any ``n_jobs``.  On Linux,
         while no other Python thread runs (a script, not Jupyter or a Dask worker), the trees
@@ -1101,6 +1102,9 @@ class AnnoyIndex:
         if self._mapped is None:
             new.__setstate__(copy.deepcopy(self.__getstate__(), memo))
             return new
+        # the content hash a pickle of the copy names the file by: read now, while the map
+        # is open (an .ann file's is computed lazily, and the original may unload first)
+        self._mapped.fields  # noqa: B018
         new.__dict__.update(self.__dict__)
         new.__dict__.pop("_generation", None)
         new._lock, new._labels_lock = threading.RLock(), threading.Lock()

@@ -87,6 +87,21 @@ def check_forest(
             raise IndexFileError(f"{path}: corrupted (hamming split dimension out of range)")
 
 
+def check_values(path: str, metric: Metric, f: int, store: np.ndarray, sqnorm: Any) -> None:
+    """The stored values a search relies on, once before the first search (O(items)): squared
+    norms finite and >= 0 (one NaN emptied every euclidean answer), and no hamming item bit
+    at or beyond ``f`` (a file relabelled with a smaller f counted bits it no longer has).
+    Every row: holes hold zeros in a valid file."""
+    if sqnorm is not None and len(sqnorm):
+        with np.errstate(invalid="ignore"):
+            if not (np.isfinite(sqnorm) & (sqnorm >= 0)).all():
+                raise IndexFileError(f"{path}: corrupted squared norms (NaN, inf or negative)")
+    if metric.is_hamming and f % 64 and len(store):
+        beyond = ~np.uint64((1 << (f % 64)) - 1)
+        if (store[:, -1] & beyond).any():
+            raise IndexFileError(f"{path}: corrupted vectors (an item sets a bit beyond f={f})")
+
+
 def unpack(m: Mapped, index: AnnoyIndex) -> dict[str, Any]:
     """Validated attribute values for ``index`` served from ``m``."""
     fields = m.fields
@@ -165,5 +180,7 @@ def unpack(m: Mapped, index: AnnoyIndex) -> dict[str, Any]:
         "leaf_size": leaf_size
         if isinstance(leaf_size, int) and leaf_size >= 2
         else index.leaf_size,
-        "seed": seed if isinstance(seed, int) and 0 <= seed < SEED_LIMIT else index.seed,
+        "seed": seed
+        if isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed < SEED_LIMIT
+        else index.seed,
     }

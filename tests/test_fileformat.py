@@ -293,6 +293,8 @@ def _rewrite_manifest(path: Path, edit) -> None:
         # an empty array claiming 2**62 columns made NumPy raise "array is too big"
         (lambda m: m["arrays"]["offsets"].update(shape=[0, 2**62], nbytes=0), "offsets"),
         (lambda m: m["arrays"]["vectors"].update(shape=[], nbytes=4), "vectors"),  # 0-d
+        # one array pointed at another's bytes loaded and answered wrongly
+        (lambda m: m["arrays"]["sqnorm"].update(offset=m["arrays"]["roots"]["offset"]), "overlap"),
     ],
 )
 def test_hostile_manifests_are_index_file_errors(tmp_path: Path, edit, match: str) -> None:
@@ -327,6 +329,7 @@ def _patch_array(path: Path, name: str, values: np.ndarray, at: int = 0) -> None
         # (searches hung, exports asked for GiBs)
         ("children", np.array([1, 1]), "share or revisit"),
         ("present", np.array([0]), "no item"),  # a hole in a leaf was returned as an answer
+        ("sqnorm", np.array([np.nan]), "squared norms"),  # one NaN emptied every answer
     ],
 )
 def test_hostile_arrays_are_index_file_errors(
@@ -401,3 +404,26 @@ def test_a_save_removes_the_temporary_files_a_killed_writer_left(tmp_path: Path)
         fcntl.flock(writer.fileno(), fcntl.LOCK_EX)
         _built("euclidean", n=100).save(path)
     assert not dead.exists() and held.exists() and fresh.exists() and other.exists()
+
+
+def test_a_bool_seed_in_a_manifest_is_not_a_seed(tmp_path: Path) -> None:
+    # "seed": true loaded as seed True, and the index then failed to unpickle
+    path = tmp_path / "a.annoy"
+    _built("angular", n=100).save(path)
+    _rewrite_manifest(path, lambda m: m.update(seed=True))
+    loaded = load(path)
+    assert type(loaded.seed) is int
+    assert pickle.loads(pickle.dumps(loaded)).seed == loaded.seed
+
+
+def test_a_native_hamming_item_with_a_bit_beyond_f_is_corrupted(tmp_path: Path) -> None:
+    # bits beyond f were counted in distances (a flipped bit, or a file relabelled smaller f)
+    path = tmp_path / "h.annoy"
+    x = np.random.default_rng(0).integers(0, 2, size=(100, 70)).astype(np.float32)
+    index = AnnoyIndex(70, "hamming", seed=1)
+    index.add_items(x)
+    index.build(2)
+    index.save(path)
+    _patch_array(path, "vectors", np.array([np.uint64(1) << np.uint64(63)]), at=1)  # bit 127
+    with pytest.raises(IndexFileError, match="beyond f=70"):
+        load(path).query_items([0], 3)
