@@ -35,6 +35,7 @@ from ._errors import IndexFileError
 from ._fileformat import close_map
 from ._forest import Forest
 from ._forest import ranges as _ranges
+from ._loader import check_values
 from ._metrics import unpack_bits, words_for_bits
 
 if TYPE_CHECKING:
@@ -188,6 +189,11 @@ def read_ann(index: AnnoyIndex, path: str, prefault: bool = False) -> dict[str, 
         "leaf_size": lay.K,
     }
     state["_mapped"] = AnnFile(path, mm, size, st.st_mtime_ns, info)
+    try:  # one NaN in the norms emptied every euclidean answer, as in a native file
+        check_values(path, index._metric, f, state["_store"], state["_sqnorm"])
+    except BaseException:
+        state["_mapped"].close()
+        raise
     return state
 
 

@@ -54,7 +54,7 @@ def replace_atomically(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
+            os.replace(tmp, path)  # while the lock is held: a sweep cannot take it first
     except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
         # name the caller's path on a failed write, not on an error about another file (an
@@ -93,7 +93,7 @@ def _sweep(folder: Path, name: str) -> None:
         with contextlib.suppress(OSError):
             if time.time() - path.stat().st_mtime < STALE_SECONDS:
                 continue  # just created: its writer may not hold the lock yet
-            fd = os.open(path, os.O_RDONLY)
+            fd = os.open(path, os.O_RDWR)  # NFS emulates flock with locks that need writing
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # raises while a writer holds it
                 path.unlink()

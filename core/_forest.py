@@ -9,7 +9,7 @@ numbered tree by tree, breadth first, so the arrays do not depend on how the bui
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -23,6 +23,8 @@ class Forest:
     leaf_ptr: np.ndarray  # (n_leaves + 1,) int64
     leaf_items: np.ndarray  # (sum of leaf sizes,) int32 (while ids fit) or int64 item ids
     roots: np.ndarray  # (n_trees,) int64 refs
+    # a loaded forest whose pointers (and the rows loaded with it) passed check_forest
+    checked: bool = field(default=False, compare=False, repr=False)
 
     @property
     def n_trees(self) -> int:

@@ -8,7 +8,6 @@ import math
 import os
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -90,6 +89,10 @@ class _Served:
     present: np.ndarray
     n: int
     n_present: int
+
+    @property
+    def forest_checked(self) -> bool:
+        return self.forest is not None and self.forest.checked
 
 
 def _n_jobs(n_jobs: Any) -> int:
@@ -214,13 +217,14 @@ class AnnoyIndex:
     @contextmanager
     def _swapping(self) -> Iterator[None]:
         with self._lock:
-            self._generation += 1
-            self._swapper = threading.get_ident()
             try:
+                self._generation += 1
+                self._swapper = threading.get_ident()
                 yield
             finally:
                 self._swapper = None
-                self._generation += 1
+                if self._generation % 2:
+                    self._generation += 1
 
     def _set_state(self, state: dict[str, Any]) -> None:
         with self._swapping():
@@ -245,10 +249,11 @@ class AnnoyIndex:
                     self._n,
                     self._n_present,
                 )
-                unchecked = self._unchecked
+                unchecked = self._unchecked and not served.forest_checked
                 if gen == self._generation:
                     return served, unchecked
-            time.sleep(0)
+            with self._lock:  # a swap is under way, and its writer holds the lock: wait for it
+                pass
 
     def _served(self, what: str) -> _Served:
         """`_snapshot` of a built index, its forest's pointers checked (once)."""
@@ -261,9 +266,9 @@ class AnnoyIndex:
             path = str(served.path)
             check_forest(path, served.forest, self._metric, self.f, served.n, served.present)
             check_values(path, self._metric, self.f, served.store, served.sqnorm)
-            with self._lock:
-                if self._forest is served.forest:
-                    self._unchecked = False
+            # vouches for this forest (and the rows loaded with it) only; no lock on the
+            # read path, which a save holding the lock for its whole write would stall
+            served.forest.checked = True
         return served
 
     @property
@@ -884,8 +889,8 @@ class AnnoyIndex:
     def verify(self) -> bool:
         """Run now the checks a loaded file otherwise defers to its first use: tree and leaf
         pointers and leaf ids in range, cell row maps inverse permutations (O(nodes + items),
-        no search).  Raises `IndexFileError` for a corrupted file; vector values are not
-        checked."""
+        no search), squared norms finite and hamming bits within ``f``.  Raises
+        `IndexFileError` for a corrupted file; other vector values are not checked."""
         if self._forest is not None:
             self._require_built("verify")
         if self._cells is not None:
@@ -1085,7 +1090,8 @@ class AnnoyIndex:
 
     def export_annoy(self, fn: str | os.PathLike[str]) -> bool:
         """Write an annoy 1.17.3 ``.ann`` file of this index (ids only; labels are not kept)."""
-        write_ann(self, os.fspath(fn))
+        with self._lock:  # one state written whole, though other threads load or swap
+            write_ann(self, os.fspath(fn))
         return True
 
     # -- pickling ---------------------------------------------------------------------------
@@ -1098,6 +1104,10 @@ class AnnoyIndex:
         """An independent copy.  A file-backed index shares its read-only map with the copy
         rather than reopening the path like a pickle does: the file may have been replaced or
         deleted since loading, and the index still answers from what it mapped."""
+        with self._lock:  # not in the middle of another thread's load or swap
+            return self._copied(memo)
+
+    def _copied(self, memo: dict[int, Any]) -> AnnoyIndex:
         new = type(self).__new__(type(self))
         if self._mapped is None:
             new.__setstate__(copy.deepcopy(self.__getstate__(), memo))
@@ -1115,6 +1125,10 @@ class AnnoyIndex:
         return new
 
     def __getstate__(self) -> dict[str, Any]:
+        with self._lock:  # not in the middle of another thread's load or swap
+            return self._state_to_pickle()
+
+    def _state_to_pickle(self) -> dict[str, Any]:
         base = {
             "f": self.f,
             "metric": self.metric,

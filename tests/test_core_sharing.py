@@ -290,3 +290,83 @@ def test_a_copy_of_an_ann_index_pickles_after_the_original_unloads(tmp_path: Pat
     original.unload()
     again = pickle.loads(pickle.dumps(twin))
     assert again.get_nns_by_item(3, 3) == twin.get_nns_by_item(3, 3)
+
+
+def test_an_export_during_loads_writes_one_index_whole(tmp_path: Path) -> None:
+    # export_annoy read the forest, the item flags and the rows at different moments: with a
+    # load in another thread it wrote files mixing two indexes, or failed with IndexError
+    for name, n in (("a", 2000), ("b", 3000)):
+        index = AnnoyIndex(F, "euclidean", seed=1)
+        index.add_items(_data(10 + n, n))
+        index.build(2, cells=False)
+        index.save(tmp_path / f"{name}.annoy")
+    served = annoy_adapters.load(tmp_path / "a.annoy")
+    stop = threading.Event()
+
+    def swap() -> None:
+        while not stop.is_set():
+            for name in "ab":
+                served.load(tmp_path / f"{name}.annoy")
+
+    loader = threading.Thread(target=swap)
+    loader.start()
+    try:
+        for _ in range(8):
+            served.export_annoy(tmp_path / "out.ann")
+            back = AnnoyIndex(F, "euclidean")
+            back.load(tmp_path / "out.ann")
+            name = "a" if back.get_n_items() == 2000 else "b"
+            source = annoy_adapters.load(tmp_path / f"{name}.annoy")
+            np.testing.assert_array_equal(back.get_item_vectors(), source.get_item_vectors())
+            q = source.get_item_vectors()[:5]
+            np.testing.assert_array_equal(
+                back.query(q, 3, search_k=10**6)[0], source.query(q, 3, search_k=10**6)[0]
+            )
+    finally:
+        stop.set()
+        loader.join()
+
+
+def test_a_first_query_does_not_wait_for_a_save_in_another_thread(tmp_path: Path) -> None:
+    # the check before a loaded file's first search took the writers' lock, which a save
+    # holds for its whole write: the query waited as long as the save
+    x = _data(11, 500)
+    index = AnnoyIndex(F, "euclidean", seed=1)
+    index.add_items(x)
+    index.build(2)
+    index.save(tmp_path / "a.annoy")
+    served = annoy_adapters.load(tmp_path / "a.annoy")
+    held, release = threading.Event(), threading.Event()
+
+    def long_save() -> None:  # holds the lock as a save of a large index would
+        with served._lock:
+            held.set()
+            release.wait(10)
+
+    saver = threading.Thread(target=long_save)
+    saver.start()
+    held.wait(5)
+    answered: list[np.ndarray] = []
+    asker = threading.Thread(target=lambda: answered.append(served.query(x[:3], 3)[0]))
+    asker.start()
+    asker.join(3)
+    waited = asker.is_alive()
+    release.set()
+    saver.join()
+    asker.join()
+    assert not waited and len(answered) == 1
+
+
+def test_an_ann_file_with_a_nan_is_refused(tmp_path: Path) -> None:
+    # one NaN in a .ann file emptied every euclidean answer
+    x = _data(12, 300)
+    index = AnnoyIndex(F, "euclidean", seed=1)
+    index.add_items(x)
+    index.build(2)
+    index.export_annoy(tmp_path / "a.ann")
+    raw = bytearray((tmp_path / "a.ann").read_bytes())
+    node = 16 + 4 * F  # euclidean node: n_descendants, offset, children[2], v
+    raw[7 * node + 16 : 7 * node + 20] = np.array([np.nan], "<f4").tobytes()
+    (tmp_path / "a.ann").write_bytes(bytes(raw))
+    with pytest.raises(annoy_adapters.IndexFileError, match="squared norms"):
+        AnnoyIndex(F, "euclidean").load(tmp_path / "a.ann")
