@@ -62,14 +62,13 @@ def corrupted(
 
 
 def metadata_section(index: AnnoyIndex, name: str) -> dict[str, Any] | None:
-    """``metadata[name]`` (None when absent), refused unless it is a dict."""
-    meta = index.metadata
-    if name not in meta:
-        return None
-    section = meta[name]
-    if not isinstance(section, dict):
-        raise corrupted(index, name, None, "a dict", section)
-    return section
+    """``metadata[name]`` when it is an adapter's record (a dict), else None.
+
+    The metadata is the user's dict too: ``{"pandas": "3.1.1"}`` (a package version) is not
+    the pandas adapter's record, and readers that ignored it before must keep doing so.
+    """
+    section = index.metadata.get(name)
+    return section if isinstance(section, dict) else None
 
 
 def metadata_field(
@@ -110,16 +109,13 @@ def pandas_section(index: AnnoyIndex) -> dict[str, Any] | None:
     whole = metadata_field(
         index, "pandas", meta, "vector_column", lambda v: isinstance(v, bool), "a bool", False
     )
-    metadata_field(
-        index,
-        "pandas",
-        meta,
-        "columns",
-        lambda v: isinstance(v, list) and len(v) == (1 if whole else index.f),
-        "a list of one column of vectors"
-        if whole
-        else f"a list of {index.f} column names (one per dimension)",
-    )
+    columns = meta.get("columns")
+    if columns is not None and not (
+        isinstance(columns, list) and len(columns) == (1 if whole else index.f)
+    ):
+        # names that cannot be this index's columns (copied from another index's metadata,
+        # say) are no record of them: ignored, as readers always have
+        meta = {k: v for k, v in meta.items() if k != "columns"}
     codec = metadata_field(
         index, "pandas", meta, "index", lambda v: isinstance(v, dict), "a dict (the label codec)"
     )
@@ -227,22 +223,16 @@ def recorded_columns(index: AnnoyIndex) -> tuple[list[Any], bool] | None:
         section = metadata_section(index, adapter)
         if section is None or section.get(key) is None:  # the CLI records none for a .npy
             continue
-        whole = metadata_field(
-            index,
-            adapter,
-            section,
-            "vector_column",
-            lambda v: v is None or isinstance(v, bool),
-            "a bool",
-        )
+        whole = section.get("vector_column")
+        if not (whole is None or isinstance(whole, bool)):
+            continue  # no record this reader can use (the user's own, or another index's)
         names = section[key]
         if whole is None and isinstance(names, list):
             # older CLI files: one name for several dimensions is a list column
             whole = len(names) == 1 and index.f > 1
         want = 1 if whole else index.f
         if not (_is_str_list(names) and len(names) == want):
-            expected = "one str name (a column of vectors)" if whole else f"{want} str names"
-            raise corrupted(index, adapter, key, f"a list of {expected}", names)
+            continue  # no record of this index's columns (copied from another, say)
         return list(names), bool(whole)
     return None
 
