@@ -23,8 +23,9 @@ class Forest:
     leaf_ptr: np.ndarray  # (n_leaves + 1,) int64
     leaf_items: np.ndarray  # (sum of leaf sizes,) int32 (while ids fit) or int64 item ids
     roots: np.ndarray  # (n_trees,) int64 refs
-    # a loaded forest whose pointers (and the rows loaded with it) passed check_forest
-    checked: bool = field(default=False, compare=False, repr=False)
+    # False for a forest read from a native file until its pointers (and the rows loaded
+    # with it) pass check_forest before its first search; built ones are sound by making
+    checked: bool = field(default=True, compare=False, repr=False)
 
     @property
     def n_trees(self) -> int:

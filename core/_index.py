@@ -90,10 +90,6 @@ class _Served:
     n: int
     n_present: int
 
-    @property
-    def forest_checked(self) -> bool:
-        return self.forest is not None and self.forest.checked
-
 
 def _n_jobs(n_jobs: Any) -> int:
     n = check.integer("n_jobs", n_jobs)
@@ -195,7 +191,6 @@ class AnnoyIndex:
             "_cells": None,  # Cells | None; when set, store row r holds item cells.row_ids[r]
             "_mapped": None,  # ff.Mapped | None
             "_disk_built": None,  # the file an on_disk_build() wrote and serves (unbuild reopens)
-            "_unchecked": False,  # a loaded forest whose pointers check_forest has not seen yet
             "_labels": None,
             "_label_arrays": None,
             "_label_index": None,
@@ -249,7 +244,7 @@ class AnnoyIndex:
                     self._n,
                     self._n_present,
                 )
-                unchecked = self._unchecked and not served.forest_checked
+                unchecked = served.forest is not None and not served.forest.checked
                 if gen == self._generation:
                     return served, unchecked
             with self._lock:  # a swap is under way, and its writer holds the lock: wait for it

@@ -170,9 +170,9 @@ def unpack(m: Mapped, index: AnnoyIndex) -> dict[str, Any]:
             leaf_ptr=leaf_ptr,
             leaf_items=leaf_items,
             roots=roots,
+            checked=False,  # check_forest runs before its first search
         ),
         "_mapped": m,
-        "_unchecked": True,  # check_forest runs before the forest's first use
         "_labels": None,
         "_label_index": None,
         "_label_arrays": (kind, m.arrays) if kind else None,
