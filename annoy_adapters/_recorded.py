@@ -45,16 +45,11 @@ _DECODE_ERRORS = (ValueError, TypeError, KeyError, IndexError, ArithmeticError)
 
 
 def corrupted(
-    index: AnnoyIndex, section: str, field: str | None, expected: str, got: Any
+    index: AnnoyIndex, section: str, field: str, expected: str, got: Any
 ) -> IndexFileError:
     """The error for a metadata value no adapter writes, naming the file, the section and
     field, what was expected and what came (the file loaded: only its metadata is wrong)."""
     where = repr(index.path) if index.path else "the index"
-    if field is None:
-        return IndexFileError(
-            f"{where} is corrupted: its metadata {section!r} section must be {expected} "
-            f"(got {type(got).__name__})"
-        )
     return IndexFileError(
         f"{where} is corrupted: {field!r} in its metadata {section!r} section must be "
         f"{expected} (got {shown(got)})"

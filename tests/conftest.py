@@ -52,3 +52,20 @@ def client():
         distributed.Client(cluster) as c,
     ):
         yield c
+
+
+def cli_run(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str, str]:
+    """``annoy-adapters ARGS`` in this process: exit code, stdout, stderr."""
+    from annoy_adapters.cli import main
+
+    code = main([str(a) for a in args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def one_error_line(err: str) -> str:
+    """The CLI's one error line (no traceback), asserting there is exactly one."""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("annoy-adapters: error: "), err
+    assert "Traceback" not in err
+    return lines[0]

@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import cli_run as run
+from conftest import one_error_line
 
 from annoy_adapters import AnnoyIndex, load
 from annoy_adapters.cli import main
@@ -18,19 +20,6 @@ from annoy_adapters.core._fileformat import Mapped
 
 F = 3
 DOCS = Path(__file__).resolve().parent.parent / "docs"
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str, str]:
-    code = main([str(a) for a in args])
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def one_error_line(err: str) -> str:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("annoy-adapters: error: "), err
-    assert "Traceback" not in err
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

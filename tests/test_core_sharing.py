@@ -26,6 +26,15 @@ def _data(seed: int, n: int = 2000) -> np.ndarray:
     return np.random.default_rng(seed).normal(size=(n, F)).astype(np.float32)
 
 
+def _built(
+    x: np.ndarray, metric: str = "euclidean", *, seed: int = 1, trees: int = 2, cells: bool = True
+) -> AnnoyIndex:
+    index = AnnoyIndex(F, metric, seed=seed)
+    index.add_items(x)
+    index.build(trees, cells=cells)
+    return index
+
+
 def _in_threads(work, stop: threading.Event, n: int = 3) -> list[BaseException]:
     errors: list[BaseException] = []
 
@@ -62,9 +71,7 @@ print(float(np.abs(held).sum()) > 0)
 def test_reloading_an_ann_file_never_shows_queries_an_empty_index(tmp_path: Path) -> None:
     # load() of a .ann reset the index first: pollers saw 0 trees and 0 items
     x = _data(0)
-    built = AnnoyIndex(F, "angular", seed=1)
-    built.add_items(x)
-    built.build(3)
+    built = _built(x, "angular", trees=3)
     built.export_annoy(tmp_path / "a.ann")
     index = AnnoyIndex(F, "angular")
     index.load(tmp_path / "a.ann")
@@ -114,9 +121,7 @@ def test_queries_during_a_swap_answer_from_one_index_or_the_other(tmp_path: Path
 def test_queries_during_unbuild_and_build_answer_or_say_not_built() -> None:
     # build() set the forest before the cells and norms: searches met None (TypeError)
     x = _data(2)
-    index = AnnoyIndex(F, "euclidean", seed=4)
-    index.add_items(x)
-    index.build(3)
+    index = _built(x, seed=4, trees=3)
     q = x[:30]
     expected = index.query(q, 5)[0]
     wrong: list[np.ndarray] = []
@@ -179,9 +184,7 @@ def test_copies_of_a_loaded_index_outlive_its_file(tmp_path: Path) -> None:
     index.save(path)
     served = annoy_adapters.load(path)
     expected = served.query(x[:5], 3)[0]
-    other = AnnoyIndex(F, "euclidean", seed=2)
-    other.add_items(x[::-1])
-    other.build(2)
+    other = _built(x[::-1], seed=2)
     other.save(path)  # replaced
     replaced = copy.copy(served)
     os.remove(path)
@@ -212,9 +215,7 @@ def test_two_threads_loading_while_one_searches_never_mix_states(tmp_path: Path)
     # the swap count assumed one writer: two loaders at once let a search accept a half swap
     small, big = _data(4, 50), _data(5, 2000)
     for name, x in (("small", small), ("big", big)):
-        index = AnnoyIndex(F, "euclidean", seed=1)
-        index.add_items(x)
-        index.build(2)
+        index = _built(x)
         index.save(tmp_path / f"{name}.annoy")
     served = annoy_adapters.load(tmp_path / "big.annoy")
     stop = threading.Event()
@@ -242,13 +243,9 @@ def test_a_check_of_one_file_does_not_vouch_for_the_next(tmp_path: Path, monkeyp
     from annoy_adapters.core import _index
 
     x = _data(6, 200)
-    good = AnnoyIndex(F, "euclidean", seed=1)
-    good.add_items(x)
-    good.build(2)
+    good = _built(x)
     good.save(tmp_path / "good.annoy")
-    bad = AnnoyIndex(F, "euclidean", seed=1)
-    bad.add_items(x)
-    bad.build(2)
+    bad = _built(x)
     bad.save(tmp_path / "bad.annoy")
     served = annoy_adapters.load(tmp_path / "bad.annoy")
     present_at = served._mapped.fields["arrays"]["present"]["offset"]
@@ -280,9 +277,7 @@ def test_a_copy_of_an_ann_index_pickles_after_the_original_unloads(tmp_path: Pat
     # the copy shared the .ann file's lazily computed hash: once the original closed the map,
     # a pickle of the copy claimed the unchanged file had changed
     x = _data(7, 300)
-    built = AnnoyIndex(F, "angular", seed=1)
-    built.add_items(x)
-    built.build(2)
+    built = _built(x, "angular")
     built.export_annoy(tmp_path / "a.ann")
     original = AnnoyIndex(F, "angular")
     original.load(tmp_path / "a.ann")
@@ -296,9 +291,7 @@ def test_an_export_during_loads_writes_one_index_whole(tmp_path: Path) -> None:
     # export_annoy read the forest, the item flags and the rows at different moments: with a
     # load in another thread it wrote files mixing two indexes, or failed with IndexError
     for name, n in (("a", 2000), ("b", 3000)):
-        index = AnnoyIndex(F, "euclidean", seed=1)
-        index.add_items(_data(10 + n, n))
-        index.build(2, cells=False)
+        index = _built(_data(10 + n, n), cells=False)
         index.save(tmp_path / f"{name}.annoy")
     served = annoy_adapters.load(tmp_path / "a.annoy")
     stop = threading.Event()
@@ -331,9 +324,7 @@ def test_a_first_query_does_not_wait_for_a_save_in_another_thread(tmp_path: Path
     # the check before a loaded file's first search took the writers' lock, which a save
     # holds for its whole write: the query waited as long as the save
     x = _data(11, 500)
-    index = AnnoyIndex(F, "euclidean", seed=1)
-    index.add_items(x)
-    index.build(2)
+    index = _built(x)
     index.save(tmp_path / "a.annoy")
     served = annoy_adapters.load(tmp_path / "a.annoy")
     held, release = threading.Event(), threading.Event()
@@ -360,9 +351,7 @@ def test_a_first_query_does_not_wait_for_a_save_in_another_thread(tmp_path: Path
 def test_an_ann_file_with_a_nan_is_refused(tmp_path: Path) -> None:
     # one NaN in a .ann file emptied every euclidean answer
     x = _data(12, 300)
-    index = AnnoyIndex(F, "euclidean", seed=1)
-    index.add_items(x)
-    index.build(2)
+    index = _built(x)
     index.export_annoy(tmp_path / "a.ann")
     raw = bytearray((tmp_path / "a.ann").read_bytes())
     node = 16 + 4 * F  # euclidean node: n_descendants, offset, children[2], v
